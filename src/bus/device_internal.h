@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The contract between the generic device model (device.c) and its backends (vfio.c, uio.c,
+ * and later vfio_user_client.c). device.c validates arguments and keeps region mappings;
+ * a backend only moves bytes and talks to its kernel interface or peer.
+ */
+#ifndef UDRV_DEVICE_INTERNAL_H
+#define UDRV_DEVICE_INTERNAL_H
+
+#include <udrv/device.h>
+
+struct udrv_device;
+
+struct udrv_device_ops {
+	const char *name; /* "vfio", "uio", "vfio-user" */
+	/* Open target (the name without its prefix); fill dev->priv and attach to dev->dom. */
+	int (*open)(struct udrv_device *dev, const char *target);
+	/* Release everything open() acquired, including the domain attachment. */
+	void (*close)(struct udrv_device *dev);
+	int (*region_info)(struct udrv_device *dev, unsigned index, struct udrv_region_info *info);
+	/* mmap one area of a region at exactly addr (MAP_FIXED over a reservation). */
+	int (*region_map_area)(struct udrv_device *dev, unsigned index, uint64_t off, size_t len,
+			       void *addr);
+	/* Range-checked by the caller against region_info. Return len or -errno. */
+	int (*region_read)(struct udrv_device *dev, unsigned index, uint64_t off, void *buf,
+			   size_t len);
+	int (*region_write)(struct udrv_device *dev, unsigned index, uint64_t off, const void *buf,
+			    size_t len);
+	int (*irq_count)(struct udrv_device *dev, enum udrv_irq_type type);
+	/* count == 0: disable all vectors of type. */
+	int (*irq_set)(struct udrv_device *dev, enum udrv_irq_type type, unsigned start,
+		       unsigned count, const int *fds);
+	int (*irq_unmask)(struct udrv_device *dev);
+	int (*reset)(struct udrv_device *dev);
+};
+
+struct udrv_device {
+	const struct udrv_device_ops *ops;
+	char name[256];
+	struct udrv_dma_domain *dom;
+	bool own_dom;
+	unsigned flags; /* UDRV_OPEN_* */
+	/* Set when udrv bound the device for this handle: the driver to give it back to. */
+	bool rebind;
+	struct udrv_region_info regions[UDRV_REGION_MAX];
+	bool region_valid[UDRV_REGION_MAX];
+	void *region_map[UDRV_REGION_MAX];
+	void *priv; /* backend state */
+};
+
+extern const struct udrv_device_ops udrv_vfio_ops;
+extern const struct udrv_device_ops udrv_uio_ops;
+
+#endif
