@@ -80,7 +80,8 @@ log="$work/guest.log"
 : >"$log"
 # -nodefaults: no default NIC (which would reach the host network) and no VGA.
 # shellcheck disable=SC2086
-qemu-system-x86_64 $accel -m 1G -smp 2 -nodefaults -no-user-config -display none \
+# timeout(1) kills QEMU by itself even if this script is killed (e.g. by CTest's TIMEOUT).
+timeout -k 5 $((timeout_s + 20)) qemu-system-x86_64 $accel -m 1G -smp 2 -nodefaults -no-user-config -display none \
 	-serial "file:$log" -monitor none -no-reboot \
 	-kernel "$kernel" -initrd "$work/initrd" -append "$kargs" \
 	$iommu_dev \
