@@ -92,8 +92,10 @@ int udrv_dma_mem_lock(struct udrv_dma_mem *mem);
 struct udrv_dma_domain *udrv_dma_domain_create(void);
 
 /*
- * Remove every chunk (unmapping it from every attached device) and free the domain and its
- * heap. Devices attached to it must be closed first. NULL is ignored.
+ * Drop the caller's reference. The domain lives on while devices opened on it are open and
+ * mempools created in it exist (each holds a reference); the last one frees it: every chunk is
+ * removed (chunks the caller added stay the caller's to free) and the heap is released.
+ * NULL is ignored.
  */
 void udrv_dma_domain_destroy(struct udrv_dma_domain *dom);
 

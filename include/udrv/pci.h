@@ -92,7 +92,8 @@ enum {
 /*
  * Bind addr to driver: "vfio-pci" (also when driver is NULL), "uio_pci_generic", "kernel"
  * (clear driver_override and let the kernel pick its default driver; a device no kernel driver
- * claims stays unbound), or the name of another loaded PCI driver. Uses driver_override,
+ * claims stays unbound), "none" (unbind from any driver and clear driver_override), or the
+ * name of another loaded PCI driver. Uses driver_override,
  * unbind and drivers_probe, then waits up to 3 s for the driver link (a deferred probe binds
  * after drivers_probe returns). If the new driver does not take the device, its previous
  * driver gets it back.

@@ -12,6 +12,7 @@
 
 #include <udrv/pci.h>
 
+#include "core/dma_internal.h"
 #include "core/log_internal.h"
 #include "device_internal.h"
 
@@ -59,9 +60,24 @@ static int pick_pci_backend(struct udrv_device *dev, const char *want, const cha
 	rc = udrv_pci_bind(addr, target_drv, 0);
 	if (rc < 0)
 		return rc;
-	dev->rebind = info.driver[0] != '\0';
+	dev->rebind = true;
+	snprintf(dev->orig_driver, sizeof(dev->orig_driver), "%s", info.driver);
 	dev->ops = strcmp(target_drv, "vfio-pci") ? &udrv_uio_ops : &udrv_vfio_ops;
 	return 0;
+}
+
+/* Undo UDRV_OPEN_BIND: back to the exact driver the device had, or to none. */
+static void give_back(struct udrv_device *dev)
+{
+	int rc;
+
+	if (!dev->rebind)
+		return;
+	rc = udrv_pci_bind(dev->name, dev->orig_driver[0] ? dev->orig_driver : "none",
+			   UDRV_PCI_FORCE);
+	if (rc < 0)
+		udrv_warn("%s: could not give the device back to %s: %s", dev->name,
+			  dev->orig_driver[0] ? dev->orig_driver : "no driver", udrv_errmsg());
 }
 
 int udrv_device_open(const char *name, const struct udrv_device_opts *opts,
@@ -106,13 +122,13 @@ int udrv_device_open(const char *name, const struct udrv_device_opts *opts,
 
 	if (opts && opts->domain) {
 		dev->dom = opts->domain;
+		udrv_dma_domain_get(dev->dom);
 	} else {
 		dev->dom = udrv_dma_domain_create();
 		if (!dev->dom) {
 			rc = -errno;
 			goto fail;
 		}
-		dev->own_dom = true;
 	}
 	rc = dev->ops->open(dev, dev->name);
 	if (rc < 0)
@@ -128,10 +144,8 @@ int udrv_device_open(const char *name, const struct udrv_device_opts *opts,
 	*out = dev;
 	return 0;
 fail:
-	if (dev->own_dom)
-		udrv_dma_domain_destroy(dev->dom);
-	if (dev->rebind)
-		udrv_pci_bind(dev->name, "kernel", UDRV_PCI_FORCE);
+	udrv_dma_domain_destroy(dev->dom);
+	give_back(dev);
 	free(dev);
 	return rc;
 }
@@ -144,11 +158,8 @@ void udrv_device_close(struct udrv_device *dev)
 		if (dev->region_map[i])
 			munmap(dev->region_map[i], dev->regions[i].size);
 	dev->ops->close(dev);
-	if (dev->own_dom)
-		udrv_dma_domain_destroy(dev->dom);
-	if (dev->rebind && udrv_pci_bind(dev->name, "kernel", UDRV_PCI_FORCE) < 0)
-		udrv_warn("%s: could not give the device back to its kernel driver: %s", dev->name,
-			  udrv_errmsg());
+	udrv_dma_domain_destroy(dev->dom);
+	give_back(dev);
 	free(dev);
 }
 

@@ -37,11 +37,12 @@ struct udrv_device_ops {
 struct udrv_device {
 	const struct udrv_device_ops *ops;
 	char name[256];
-	struct udrv_dma_domain *dom;
-	bool own_dom;
-	unsigned flags; /* UDRV_OPEN_* */
-	/* Set when udrv bound the device for this handle: the driver to give it back to. */
+	struct udrv_dma_domain *dom; /* a reference held until close */
+	unsigned flags;		     /* UDRV_OPEN_* */
+	/* Set when udrv bound the device for this handle; orig_driver is what it had ("" for
+	 * none), so close gives it back to exactly that. */
 	bool rebind;
+	char orig_driver[64];
 	struct udrv_region_info regions[UDRV_REGION_MAX];
 	bool region_valid[UDRV_REGION_MAX];
 	void *region_map[UDRV_REGION_MAX];

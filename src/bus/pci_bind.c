@@ -512,6 +512,30 @@ static int bind_checks(const struct udrv_pci_info *info, const char *driver, uns
 	return 0;
 }
 
+/* Leave addr with no driver at all: unbind, and clear an override so nothing re-probes it. */
+static int unbind_only(const struct udrv_pci_info *info, unsigned flags)
+{
+	char rel[96], why[sizeof(info->in_use)];
+	int ret;
+
+	if (!info->driver[0])
+		return 0;
+	if (!(flags & UDRV_PCI_FORCE) && pci_in_use(info->addr, why, sizeof(why)) == 0 && why[0])
+		return udrv_err(EBUSY,
+				"%s is in use (%s): stop using it first, or unbind anyway with "
+				"--force (UDRV_PCI_FORCE) if you know it is safe",
+				info->addr, why);
+	snprintf(rel, sizeof(rel), "/sys/bus/pci/devices/%s/driver/unbind", info->addr);
+	ret = write_attr(info->addr, "none", rel, info->addr);
+	if (ret < 0)
+		return ret;
+	if (info->driver_override[0]) {
+		snprintf(rel, sizeof(rel), "/sys/bus/pci/devices/%s/driver_override", info->addr);
+		ret = write_attr(info->addr, "none", rel, "\n");
+	}
+	return ret;
+}
+
 int udrv_pci_bind(const char *addr, const char *driver, unsigned flags)
 {
 	struct udrv_pci_info info;
@@ -526,6 +550,8 @@ int udrv_pci_bind(const char *addr, const char *driver, unsigned flags)
 	ret = pci_read_basic(addr, &info);
 	if (ret < 0)
 		return ret;
+	if (!strcmp(driver, "none"))
+		return unbind_only(&info, flags);
 	kernel = !strcmp(driver, "kernel");
 	if (!kernel) {
 		ret = bind_checks(&info, driver, flags);

@@ -22,6 +22,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -73,8 +74,9 @@ struct uio_dev {
 	/* INTx relay from /dev/uioN to the caller's eventfd */
 	bool relay_on;
 	pthread_t relay;
-	int stop_fd;   /* eventfd that tells the relay thread to exit */
-	int target_fd; /* the caller's eventfd */
+	int stop_fd;		 /* eventfd that tells the relay thread to exit */
+	int target_fd;		 /* our duplicate of the caller's eventfd (like VFIO's reference) */
+	_Atomic bool relay_dead; /* the relay thread stopped on an error */
 };
 
 /* ---- DMA mapper: nothing to map, the device sees physical addresses ---- */
@@ -445,7 +447,7 @@ static void *relay_main(void *arg)
 			break;
 		}
 		if (p[1].revents)
-			break;
+			return NULL; /* asked to stop */
 		if (p[0].revents & (POLLERR | POLLHUP | POLLNVAL)) {
 			udrv_warn("INTx relay of %s stopped: the UIO device is gone or has no "
 				  "interrupt",
@@ -467,6 +469,7 @@ static void *relay_main(void *arg)
 			break;
 		}
 	}
+	atomic_store(&ud->relay_dead, true); /* every other way out is an error */
 	return NULL;
 }
 
@@ -481,6 +484,8 @@ static void relay_stop(struct uio_dev *ud)
 	pthread_join(ud->relay, NULL);
 	close(ud->stop_fd);
 	ud->stop_fd = -1;
+	close(ud->target_fd);
+	ud->target_fd = -1;
 	ud->relay_on = false;
 }
 
@@ -489,10 +494,20 @@ static int relay_start(struct uio_dev *ud, int target)
 	sigset_t all, old;
 	int rc;
 
+	/* Hold our own reference to the caller's eventfd: if the caller closes it and the number
+	 * is reused, the relay must not write into an unrelated file. */
+	ud->target_fd = fcntl(target, F_DUPFD_CLOEXEC, 0);
+	if (ud->target_fd < 0)
+		return udrv_err(errno == EBADF ? EINVAL : errno, "eventfd %d is not usable: %s",
+				target, strerror(errno));
 	ud->stop_fd = eventfd(0, EFD_CLOEXEC);
-	if (ud->stop_fd < 0)
-		return udrv_err(errno, "cannot create an eventfd: %s", strerror(errno));
-	ud->target_fd = target;
+	if (ud->stop_fd < 0) {
+		rc = udrv_err(errno, "cannot create an eventfd: %s", strerror(errno));
+		close(ud->target_fd);
+		ud->target_fd = -1;
+		return rc;
+	}
+	atomic_store(&ud->relay_dead, false);
 	/* The relay must not take the application's signals. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -501,6 +516,8 @@ static int relay_start(struct uio_dev *ud, int target)
 	if (rc != 0) {
 		close(ud->stop_fd);
 		ud->stop_fd = -1;
+		close(ud->target_fd);
+		ud->target_fd = -1;
 		return udrv_err(rc, "cannot start the INTx relay thread: %s", strerror(rc));
 	}
 	ud->relay_on = true;
@@ -784,6 +801,11 @@ static int uio_irq_unmask(struct udrv_device *dev)
 
 	if (!ud->relay_on)
 		return udrv_err(EINVAL, "INTx of %s is not enabled: enable it before unmasking it",
+				ud->addr);
+	if (atomic_load(&ud->relay_dead))
+		return udrv_err(EIO,
+				"the INTx relay of %s has stopped (see the warning logged); "
+				"disable and re-enable INTx",
 				ud->addr);
 	return intx_control(ud, 1);
 }

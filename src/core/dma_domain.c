@@ -32,6 +32,7 @@ struct udrv_dma_domain *udrv_dma_domain_create(void)
 		return udrv_err_null(ENOMEM, "out of memory for the IOVA table");
 	}
 	pthread_mutex_init(&d->lock, NULL);
+	d->refs = 1;
 	d->ranges[0].start = DEFAULT_IOVA_START;
 	d->ranges[0].end = DEFAULT_IOVA_END;
 	d->nr_ranges = 1;
@@ -147,6 +148,34 @@ uint64_t udrv_dma_virt_to_phys(const void *va, int *err)
 	return pfn * SZ_4K + ((uintptr_t)va & (SZ_4K - 1));
 }
 
+/*
+ * Without an IOMMU the device keeps using the physical addresses it was given, so they must not
+ * change. mlock() does not guarantee that for ordinary pages: memory compaction migrates locked
+ * pages unless vm.compact_unevictable_allowed is 0 (Documentation/admin-guide/sysctl/vm.rst).
+ * Hugetlb pages are not compacted. Memory hot-unplug can still move them, as DPDK accepts too.
+ */
+static int phys_pages_ok(const struct udrv_dma_mem *m)
+{
+	char v = '1';
+	int fd;
+
+	if (m->page_size >= SZ_2M)
+		return 0;
+	fd = open("/proc/sys/vm/compact_unevictable_allowed", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (read(fd, &v, 1) != 1)
+			v = '1';
+		close(fd);
+	}
+	if (v == '0')
+		return 0;
+	return udrv_err(ENOMEM,
+			"UIO needs DMA memory whose physical addresses cannot move, and no 2 MiB "
+			"hugepage was free: reserve some with `echo 64 > "
+			"/proc/sys/vm/nr_hugepages` (or, less safely, `sysctl "
+			"vm.compact_unevictable_allowed=0`)");
+}
+
 /* Give c its IOVAs and record them in the table (mode known, not yet mapped to devices). */
 static int realize(struct udrv_dma_domain *d, struct dom_chunk *c)
 {
@@ -163,13 +192,19 @@ static int realize(struct udrv_dma_domain *d, struct dom_chunk *c)
 		struct phys_ctx p = {.c = c};
 		uint64_t *pfn;
 
+		bool was_locked = m->locked;
+
+		rc = phys_pages_ok(m);
+		if (rc < 0)
+			return rc;
 		rc = udrv_dma_mem_lock(m);
 		if (rc < 0)
 			return rc;
 		pfn = malloc(m->size / SZ_4K * sizeof(*pfn));
 		if (!pfn)
-			return udrv_err(ENOMEM, "out of memory");
-		rc = read_pfns(m->va, m->size, pfn);
+			rc = udrv_err(ENOMEM, "out of memory");
+		if (pfn)
+			rc = read_pfns(m->va, m->size, pfn);
 		if (rc == 0) {
 			p.pfn = pfn;
 			c->iova = pfn[0] * SZ_4K;
@@ -177,6 +212,8 @@ static int realize(struct udrv_dma_domain *d, struct dom_chunk *c)
 					 xlate_phys, &p);
 		}
 		free(pfn);
+		if (rc < 0 && !was_locked)
+			udrv_dma_mem_unlock(m);
 	}
 	if (rc < 0)
 		return rc == -ENOMEM ? udrv_err(ENOMEM, "out of memory for the IOVA table") : rc;
@@ -354,6 +391,10 @@ int udrv_dma_domain_attach(struct udrv_dma_domain *d, enum udrv_dma_mode mode,
 	struct dom_chunk *c;
 	int rc = 0;
 
+	struct udrv_dma_range saved[DOM_MAX_RANGES];
+	unsigned nsaved;
+	bool set_mode;
+
 	pthread_mutex_lock(&d->lock);
 	if (d->mode != UDRV_DMA_MODE_UNSET && d->mode != mode) {
 		rc = udrv_err(EINVAL,
@@ -370,24 +411,22 @@ int udrv_dma_domain_attach(struct udrv_dma_domain *d, enum udrv_dma_mode mode,
 	}
 	mp->ops = ops;
 	mp->ctx = ctx;
+	/* Everything below is undone on failure: the ranges, and the mode with the IOVAs it
+	 * gave, but only if this call set them (memory of an earlier device stays valid). */
+	memcpy(saved, d->ranges, sizeof(saved));
+	nsaved = d->nr_ranges;
+	set_mode = d->mode == UDRV_DMA_MODE_UNSET;
 	if (ranges && nr_ranges && mode == UDRV_DMA_MODE_IOVA) {
 		rc = restrict_locked(d, ranges, nr_ranges);
-		if (rc < 0) {
-			free(mp);
-			goto out;
-		}
+		if (rc < 0)
+			goto fail;
 	}
-	if (d->mode == UDRV_DMA_MODE_UNSET) {
+	if (set_mode) {
 		d->mode = mode;
 		for (c = d->chunks; c && rc == 0; c = c->next)
 			rc = realize(d, c);
-		if (rc < 0) {
-			for (c = d->chunks; c; c = c->next)
-				unrealize(d, c);
-			d->mode = UDRV_DMA_MODE_UNSET;
-			free(mp);
-			goto out;
-		}
+		if (rc < 0)
+			goto fail;
 	}
 	for (c = d->chunks; c; c = c->next) {
 		struct udrv_dma_segment seg;
@@ -402,17 +441,22 @@ int udrv_dma_domain_attach(struct udrv_dma_domain *d, enum udrv_dma_mode mode,
 			chunk_segment(u, &seg);
 			ops->unmap(ctx, &seg);
 		}
-		if (!d->mappers) {
-			for (c = d->chunks; c; c = c->next)
-				unrealize(d, c);
-			d->mode = UDRV_DMA_MODE_UNSET;
-		}
-		free(mp);
-		goto out;
+		goto fail;
 	}
 	mp->next = d->mappers;
 	d->mappers = mp;
 out:
+	pthread_mutex_unlock(&d->lock);
+	return rc;
+fail:
+	if (set_mode) {
+		for (c = d->chunks; c; c = c->next)
+			unrealize(d, c);
+		d->mode = UDRV_DMA_MODE_UNSET;
+	}
+	memcpy(d->ranges, saved, sizeof(saved));
+	d->nr_ranges = nsaved;
+	free(mp);
 	pthread_mutex_unlock(&d->lock);
 	return rc;
 }
@@ -503,14 +547,26 @@ size_t udrv_dma_contig(const struct udrv_dma_domain *d, const void *va, size_t l
 	return len;
 }
 
+void udrv_dma_domain_get(struct udrv_dma_domain *d)
+{
+	pthread_mutex_lock(&d->lock);
+	d->refs++;
+	pthread_mutex_unlock(&d->lock);
+}
+
 void udrv_dma_domain_destroy(struct udrv_dma_domain *d)
 {
 	if (!d)
 		return;
 	pthread_mutex_lock(&d->lock);
+	if (--d->refs > 0) {
+		pthread_mutex_unlock(&d->lock);
+		return;
+	}
 	dma_heap_fini_locked(d);
 	while (d->chunks)
 		dma_domain_remove_locked(d, d->chunks->mem);
+	/* Every device detached when it closed and dropped its reference. */
 	while (d->mappers) {
 		struct dom_mapper *mp = d->mappers;
 		d->mappers = mp->next;

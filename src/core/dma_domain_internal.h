@@ -28,6 +28,7 @@ struct heap_chunk; /* dma_heap.c */
 struct udrv_dma_domain {
 	struct dma_map map;   /* read lock-free by udrv_dma_iova() */
 	pthread_mutex_t lock; /* everything below */
+	unsigned refs;	      /* creator + open devices + mempools */
 	enum udrv_dma_mode mode;
 	struct dom_chunk *chunks;
 	struct dom_mapper *mappers;

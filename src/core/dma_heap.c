@@ -120,6 +120,19 @@ fail:
 	return NULL;
 }
 
+/* Remove an unlinked heap chunk from the domain and free it. */
+static void free_chunk_locked(struct udrv_dma_domain *d, struct heap_chunk *hc)
+{
+	dma_domain_remove_locked(d, hc->mem);
+	udrv_dma_mem_free(hc->mem);
+	while (hc->blocks) {
+		struct hblock *b = hc->blocks;
+		hc->blocks = b->next;
+		free(b);
+	}
+	free(hc);
+}
+
 void *udrv_dma_zalloc(struct udrv_dma_domain *d, size_t size, size_t align, uint64_t *iova)
 {
 	struct heap_chunk *hc;
@@ -143,22 +156,32 @@ void *udrv_dma_zalloc(struct udrv_dma_domain *d, size_t size, size_t align, uint
 	for (hc = d->heap; hc && !va; hc = hc->next)
 		va = try_chunk(d, hc, size, align);
 	if (!va) {
+		int err = ENOMEM;
+
 		hc = grow(d, size, align);
-		if (hc)
+		if (!hc)
+			err = errno;
+		else
 			va = try_chunk(d, hc, size, align);
-		if (hc && !va && hc->mem->page_size < size)
-			udrv_err(
-			    ENOMEM,
-			    "%zu bytes of physically contiguous DMA memory are needed but only "
-			    "%zu-byte pages are available; reserve hugepages with `echo 64 > "
-			    "/proc/sys/vm/nr_hugepages`",
-			    size, hc->mem->page_size);
+		if (hc && !va) {
+			/* Even a fresh chunk cannot hold it (no physically contiguous run that
+			 * long): do not keep memory a retry would pile up. */
+			size_t page = hc->mem->page_size;
+			d->heap = hc->next;
+			free_chunk_locked(d, hc);
+			udrv_err(ENOMEM,
+				 "%zu bytes of physically contiguous DMA memory are needed but "
+				 "only %zu-byte pages are available; reserve hugepages with `echo "
+				 "64 > /proc/sys/vm/nr_hugepages`",
+				 size, page);
+		}
+		if (!va) {
+			pthread_mutex_unlock(&d->lock);
+			errno = err;
+			return NULL;
+		}
 	}
 	pthread_mutex_unlock(&d->lock);
-	if (!va) {
-		errno = ENOMEM;
-		return NULL;
-	}
 	if (iova)
 		*iova = udrv_dma_iova(d, va);
 	return va;
@@ -203,13 +226,6 @@ void dma_heap_fini_locked(struct udrv_dma_domain *d)
 	while (d->heap) {
 		struct heap_chunk *hc = d->heap;
 		d->heap = hc->next;
-		dma_domain_remove_locked(d, hc->mem);
-		udrv_dma_mem_free(hc->mem);
-		while (hc->blocks) {
-			struct hblock *b = hc->blocks;
-			hc->blocks = b->next;
-			free(b);
-		}
-		free(hc);
+		free_chunk_locked(d, hc);
 	}
 }

@@ -71,6 +71,10 @@ void *udrv_dma_domain_find_mapper(struct udrv_dma_domain *dom,
 /* Number of attached mappers (devices, containers). */
 unsigned udrv_dma_domain_nr_mappers(const struct udrv_dma_domain *dom);
 
+/* Take a reference (a device opened on the domain, a mempool in it); udrv_dma_domain_destroy()
+ * drops one. */
+void udrv_dma_domain_get(struct udrv_dma_domain *dom);
+
 enum udrv_dma_mode udrv_dma_domain_get_mode(const struct udrv_dma_domain *dom);
 
 /* Physical address of the page holding va from /proc/self/pagemap, or 0 (with *err set). */

@@ -84,6 +84,7 @@ int dma_map_set(struct dma_map *m, uintptr_t va, size_t len, size_t page_size,
 		uint64_t (*xlate)(void *ctx, uintptr_t va), void *ctx)
 {
 	uintptr_t end = va + len, p = va;
+	int rc = 0;
 
 	if ((va | len) & (SZ_4K - 1) || (end - 1) >> (DMA_MAP_SHIFT_1G + DMA_MAP_L1_BITS))
 		return -EINVAL;
@@ -91,34 +92,43 @@ int dma_map_set(struct dma_map *m, uintptr_t va, size_t len, size_t page_size,
 		struct dma_map_l2 *l2 = get_l2(m, p);
 		unsigned i2 = (p >> DMA_MAP_SHIFT_2M) & (DMA_MAP_ENTRIES - 1);
 		uintptr_t block_end = (p & ~(SZ_2M - 1)) + SZ_2M;
+		struct dma_map_l3 *l3;
+		uint64_t old;
 
-		if (!l2)
-			goto nomem;
-		uint64_t old = atomic_load_explicit(&l2->e[i2], memory_order_relaxed);
-
-		if (page_size >= SZ_2M && !(p & (SZ_2M - 1)) && block_end <= end &&
-		    !(old & DMA_MAP_TABLE)) {
+		if (!l2) {
+			rc = -ENOMEM;
+			break;
+		}
+		old = atomic_load_explicit(&l2->e[i2], memory_order_relaxed);
+		if ((old & DMA_MAP_VALID) && !(old & DMA_MAP_TABLE)) {
+			rc = -EEXIST; /* another chunk owns this whole 2 MiB block */
+			break;
+		}
+		if (page_size >= SZ_2M && !(p & (SZ_2M - 1)) && block_end <= end && !old) {
 			uint64_t iova = xlate(ctx, p);
-			if (iova & (SZ_2M - 1))
-				return -EINVAL; /* caller broke the congruence rule */
+			if (iova & (SZ_2M - 1)) {
+				rc = -EINVAL; /* the caller broke the congruence rule */
+				break;
+			}
 			atomic_store_explicit(&l2->e[i2], iova | DMA_MAP_VALID,
 					      memory_order_release);
 			p = block_end;
 			continue;
 		}
-		struct dma_map_l3 *l3 = get_l3(l2, i2);
-		if (!l3)
-			goto nomem;
+		l3 = get_l3(l2, i2);
+		if (!l3) {
+			rc = -ENOMEM;
+			break;
+		}
 		for (; p < end && p < block_end; p += SZ_4K) {
 			unsigned i3 = (p >> DMA_MAP_SHIFT_4K) & (DMA_MAP_ENTRIES - 1);
 			atomic_store_explicit(&l3->e[i3], xlate(ctx, p) | DMA_MAP_VALID,
 					      memory_order_release);
 		}
 	}
-	return 0;
-nomem:
-	dma_map_clear(m, va, p - va, page_size);
-	return -ENOMEM;
+	if (rc < 0)
+		dma_map_clear(m, va, p - va, page_size);
+	return rc;
 }
 
 void dma_map_clear(struct dma_map *m, uintptr_t va, size_t len, size_t page_size)

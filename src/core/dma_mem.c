@@ -167,6 +167,12 @@ int udrv_dma_mem_lock(struct udrv_dma_mem *m)
 			m->size >> 10, (unsigned long long)rl.rlim_cur >> 10);
 }
 
+void udrv_dma_mem_unlock(struct udrv_dma_mem *m)
+{
+	if (m->locked && syscall(SYS_munlock, m->va, m->size) == 0)
+		m->locked = false;
+}
+
 void udrv_dma_mem_free(struct udrv_dma_mem *m)
 {
 	if (!m)

@@ -13,4 +13,7 @@ struct udrv_dma_mem {
 	bool locked;
 };
 
+/* Undo udrv_dma_mem_lock(). */
+void udrv_dma_mem_unlock(struct udrv_dma_mem *mem);
+
 #endif

@@ -241,9 +241,11 @@ static void test_domain_iova(void)
 /* Under UIO the IOVA is the physical address from pagemap (root only). */
 static void test_domain_phys(void)
 {
+	const char *compact = "/proc/sys/vm/compact_unevictable_allowed";
 	struct fake_mapper f = {.fail_after = -1};
 	struct udrv_dma_domain *d;
 	struct udrv_dma_mem *m;
+	long compact_before = read_long(compact);
 	char *p;
 	int err = 0;
 
@@ -256,6 +258,13 @@ static void test_domain_phys(void)
 	REQUIRE(d && m);
 	p = udrv_dma_mem_va(m);
 	CHECK_EQ(udrv_dma_domain_attach(d, UDRV_DMA_MODE_PHYS, &fake_ops, &f, NULL, 0), 0);
+	/* Locked 4 KiB pages can still be migrated by compaction: refused, with the fix. */
+	if (compact_before != 0) {
+		CHECK_EQ(udrv_dma_domain_add(d, m), -ENOMEM);
+		CHECK(strstr(udrv_errmsg(), "nr_hugepages") != NULL);
+		CHECK(udrv_dma_iova(d, p) == UDRV_DMA_IOVA_INVALID);
+		write_long(compact, 0);
+	}
 	CHECK_EQ(udrv_dma_domain_add(d, m), 0);
 	for (int i = 0; i < 64; i++) {
 		uint64_t phys = udrv_dma_virt_to_phys(p + i * 4096 + 12, &err);
@@ -268,13 +277,84 @@ static void test_domain_phys(void)
 	if (run < 64 * 4096)
 		CHECK(udrv_dma_iova(d, p + run) != udrv_dma_iova(d, p) + run);
 
-	/* Heap allocations larger than a page need physically contiguous memory. */
 	void *x = udrv_dma_zalloc(d, 512, 512, NULL);
 	CHECK(x != NULL);
 	udrv_dma_free(d, x);
 	udrv_dma_domain_remove(d, m);
 	udrv_dma_domain_destroy(d);
 	udrv_dma_mem_free(m);
+	if (compact_before != 0)
+		write_long(compact, compact_before);
+
+	/* With hugepages reserved, physical mode needs no sysctl: 2 MiB runs are contiguous. */
+	const char *nr = "/proc/sys/vm/nr_hugepages";
+	long before = read_long(nr);
+	write_long(nr, before + 2);
+	m = udrv_dma_mem_alloc(SZ_2M, UDRV_DMA_HUGE);
+	if (m) {
+		struct fake_mapper g = {.fail_after = -1};
+		d = udrv_dma_domain_create();
+		REQUIRE(d);
+		CHECK_EQ(udrv_dma_domain_attach(d, UDRV_DMA_MODE_PHYS, &fake_ops, &g, NULL, 0), 0);
+		CHECK_EQ(udrv_dma_domain_add(d, m), 0);
+		p = udrv_dma_mem_va(m);
+		CHECK_EQ(udrv_dma_iova(d, p) % SZ_2M, 0);
+		CHECK_EQ(udrv_dma_contig(d, p, SZ_2M), SZ_2M);
+		CHECK(udrv_dma_iova(d, p + 123456) == udrv_dma_virt_to_phys(p + 123456, &err));
+		udrv_dma_domain_remove(d, m);
+		udrv_dma_domain_destroy(d);
+		udrv_dma_mem_free(m);
+	} else {
+		fprintf(stderr,
+			"note: could not reserve hugepages; hugepage physical mode skipped\n");
+	}
+	write_long(nr, before);
+}
+
+/* A failed attach undoes only what it did: memory of an earlier device keeps its IOVAs, and
+ * the domain's ranges are as before. */
+static void test_attach_rollback(void)
+{
+	struct fake_mapper a = {.fail_after = -1}, bad = {.fail_after = 0};
+	struct udrv_dma_domain *d = udrv_dma_domain_create();
+	struct udrv_dma_range narrow = {0x200000000ull, 0x3ffffffffull};
+	struct udrv_dma_range other = {0x100000000ull, 0x1ffffffffull};
+	uint64_t iova;
+	void *q;
+
+	REQUIRE(d);
+	CHECK_EQ(udrv_dma_domain_attach(d, UDRV_DMA_MODE_IOVA, &fake_ops, &a, NULL, 0), 0);
+	q = udrv_dma_zalloc(d, 4096, 4096, &iova);
+	REQUIRE(q);
+	udrv_dma_domain_detach(d, &fake_ops, &a);
+	CHECK(udrv_dma_domain_attach(d, UDRV_DMA_MODE_IOVA, &fake_ops2, &bad, &narrow, 1) < 0);
+	CHECK(udrv_dma_iova(d, q) == iova); /* still valid, unchanged */
+	CHECK_STR(udrv_dma_domain_mode(d), "iova");
+	/* The failed attach's narrowing was undone: a range disjoint from it still works. */
+	struct fake_mapper c = {.fail_after = -1};
+	CHECK_EQ(udrv_dma_domain_attach(d, UDRV_DMA_MODE_IOVA, &fake_ops2, &c, &other, 1), 0);
+	CHECK_EQ(c.maps, 1);
+	udrv_dma_free(d, q);
+	udrv_dma_domain_detach(d, &fake_ops2, &c);
+	udrv_dma_domain_destroy(d);
+}
+
+/* The domain lives while someone holds a reference (a device, a mempool). */
+static void test_refcount(void)
+{
+	struct fake_mapper a = {.fail_after = -1};
+	struct udrv_dma_domain *d = udrv_dma_domain_create();
+	void *q;
+
+	REQUIRE(d);
+	CHECK_EQ(udrv_dma_domain_attach(d, UDRV_DMA_MODE_IOVA, &fake_ops, &a, NULL, 0), 0);
+	udrv_dma_domain_get(d);
+	udrv_dma_domain_destroy(d);	      /* the creator's reference */
+	q = udrv_dma_zalloc(d, 100, 0, NULL); /* still alive: one reference left */
+	CHECK(q != NULL);
+	udrv_dma_free(d, q);
+	udrv_dma_domain_detach(d, &fake_ops, &a);
+	udrv_dma_domain_destroy(d); /* the last: frees (ASan checks) */
 }
 
 static void test_heap(void)
@@ -332,6 +412,8 @@ int main(void)
 	RUN(test_lock_limit);
 	RUN(test_domain_iova);
 	RUN(test_domain_phys);
+	RUN(test_attach_rollback);
+	RUN(test_refcount);
 	RUN(test_heap);
 	return test_done();
 }
