@@ -11,7 +11,7 @@
  *   "vfio:0000:01:00.0"     VFIO only (type1v2 IOMMU: the IOMMU confines the device's DMA)
  *   "uio:0000:01:00.0"      UIO only (no IOMMU: the device can DMA anywhere; root only; a
  *                           warning is logged on every open)
- *   "vfio-user:/path/sock"  a device served over the vfio-user protocol (later backend)
+ *   "vfio-user:/path/sock"  a device served over the vfio-user protocol by another process
  *
  * Threads: a device is used by one thread at a time for control operations (open, close,
  * irq setup, reset, region_read/write). Mapped region pointers and the DMA domain may be used

@@ -66,6 +66,8 @@ static int pick_pci_backend(struct udrv_device *dev, const char *want, const cha
 	return 0;
 }
 
+static const struct udrv_region_info *region(struct udrv_device *dev, unsigned index);
+
 /* Undo UDRV_OPEN_BIND: back to the exact driver the device had, or to none. */
 static void give_back(struct udrv_device *dev)
 {
@@ -100,25 +102,29 @@ int udrv_device_open(const char *name, const struct udrv_device_opts *opts,
 	dev->flags = opts ? opts->flags : 0;
 
 	if (starts_with(name, "vfio-user:", &rest)) {
-		rc = udrv_err(EPROTONOSUPPORT,
-			      "%s: this build of udrv has no vfio-user backend yet", name);
-		goto fail;
+		if (strlen(rest) >= sizeof(dev->name)) {
+			rc = udrv_err(ENAMETOOLONG, "the socket path in %s is too long", name);
+			goto fail;
+		}
+		snprintf(dev->name, sizeof(dev->name), "%s", rest);
+		dev->ops = &udrv_vfio_user_ops;
+	} else {
+		if (starts_with(name, "vfio:", &rest))
+			want = "vfio";
+		else if (starts_with(name, "uio:", &rest))
+			want = "uio";
+		if (udrv_pci_parse_addr(rest, addr) < 0) {
+			rc = udrv_err(EINVAL,
+				      "'%s' is not a device name: use a PCI address such as "
+				      "0000:01:00.0 (see `udrv list`) or vfio-user:/path/to/socket",
+				      name);
+			goto fail;
+		}
+		snprintf(dev->name, sizeof(dev->name), "%s", addr);
+		rc = pick_pci_backend(dev, want, addr);
+		if (rc < 0)
+			goto fail;
 	}
-	if (starts_with(name, "vfio:", &rest))
-		want = "vfio";
-	else if (starts_with(name, "uio:", &rest))
-		want = "uio";
-	if (udrv_pci_parse_addr(rest, addr) < 0) {
-		rc = udrv_err(EINVAL,
-			      "'%s' is not a device name: use a PCI address such as "
-			      "0000:01:00.0 (see `udrv list`) or vfio-user:/path/to/socket",
-			      name);
-		goto fail;
-	}
-	snprintf(dev->name, sizeof(dev->name), "%s", addr);
-	rc = pick_pci_backend(dev, want, addr);
-	if (rc < 0)
-		goto fail;
 
 	if (opts && opts->domain) {
 		dev->dom = opts->domain;
@@ -133,6 +139,10 @@ int udrv_device_open(const char *name, const struct udrv_device_opts *opts,
 	rc = dev->ops->open(dev, dev->name);
 	if (rc < 0)
 		goto fail;
+	/* Describe every region now, so that later lookups only read (threads may map and
+	 * access different regions concurrently). */
+	for (unsigned i = 0; i < UDRV_REGION_MAX; i++)
+		region(dev, i);
 	if (!(dev->flags & UDRV_OPEN_NO_RESET)) {
 		/* Start from a known state: a previous owner may have left it DMAing. */
 		rc = dev->ops->reset(dev);

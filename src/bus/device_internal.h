@@ -51,5 +51,6 @@ struct udrv_device {
 
 extern const struct udrv_device_ops udrv_vfio_ops;
 extern const struct udrv_device_ops udrv_uio_ops;
+extern const struct udrv_device_ops udrv_vfio_user_ops;
 
 #endif
