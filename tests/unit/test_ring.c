@@ -198,7 +198,7 @@ static void check_wrap(unsigned flags)
 					  UINT32_MAX, 0x7fffffff};
 	struct udrv_ring *r = udrv_ring_create(16, flags);
 	uintptr_t next_in, next_out;
-	void *buf[32];
+	void *buf[32] = {0};
 
 	REQUIRE(r);
 	for (size_t s = 0; s < sizeof(starts) / sizeof(starts[0]); s++) {
