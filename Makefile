@@ -16,10 +16,9 @@ build: deps
 	@$(CMAKE_GEN) -B $(BUILD) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
-# The main job. Until the NVMe driver lands it shows what udrv can see on this machine.
+# The main job. Until the NVMe driver lands: the sample device and driver over vfio-user.
 demo: build
-	@echo "== udrv list: PCI devices, their drivers and IOMMU groups"
-	@$(BUILD)/tools/udrv list
+	@scripts/demo.sh $(BUILD)
 
 # Every tier. Sanitizer run of unit+integration first, so the full run's CTest summary is last.
 check: deps check-asan
