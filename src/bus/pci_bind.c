@@ -515,7 +515,7 @@ static int bind_checks(const struct udrv_pci_info *info, const char *driver, uns
 /* Leave addr with no driver at all: unbind, and clear an override so nothing re-probes it. */
 static int unbind_only(const struct udrv_pci_info *info, unsigned flags)
 {
-	char rel[96], why[sizeof(info->in_use)];
+	char rel[96], why[sizeof(info->in_use)], now[64];
 	int ret;
 
 	if (!info->driver[0])
@@ -529,6 +529,9 @@ static int unbind_only(const struct udrv_pci_info *info, unsigned flags)
 	ret = write_attr(info->addr, "none", rel, info->addr);
 	if (ret < 0)
 		return ret;
+	if (!wait_driver(info->addr, "", info->driver, KERNEL_TIMEOUT_MS, now, sizeof(now)))
+		return udrv_err(EIO, "%s is still bound to %s after unbind (`dmesg | tail` says why)",
+				info->addr, now);
 	if (info->driver_override[0]) {
 		snprintf(rel, sizeof(rel), "/sys/bus/pci/devices/%s/driver_override", info->addr);
 		ret = write_attr(info->addr, "none", rel, "\n");
