@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "core/log_internal.h"
+#include "proto/scm.h"
 #include "vfio_user_client_internal.h"
 
 #define HDR sizeof(struct vfio_user_header)
@@ -102,18 +103,8 @@ static int send_iov(struct vu_conn *c, struct iovec *iov, int iovcnt, const int 
 
 	if (nfds > VU_OUR_MAX_FDS)
 		return udrv_err(EINVAL, "udrv sends at most %d fds in one message", VU_OUR_MAX_FDS);
-	if (nfds) {
-		struct cmsghdr *cm;
-
-		memset(&cb, 0, sizeof(cb));
-		mh.msg_control = cb.buf;
-		mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
-		cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(nfds * sizeof(int));
-		memcpy(CMSG_DATA(cm), fds, nfds * sizeof(int));
-	}
+	if (nfds)
+		scm_put_fds(&mh, cb.buf, fds, nfds);
 	pthread_mutex_lock(&c->send_lock);
 	while (mh.msg_iovlen > 0) {
 		/* MSG_NOSIGNAL: a dead server is an error to report, not a SIGPIPE. */

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "core/log_internal.h"
+#include "proto/scm.h"
 #include "vfu_internal.h"
 
 void vfu_close_fds(int *fds, size_t nfds)
@@ -244,18 +245,8 @@ int vfu_send(struct udrv_vfu_dev *dev, const struct iovec *iov_in, int iovcnt, c
 		struct msghdr mh = {.msg_iov = iov + first, .msg_iovlen = (size_t)(iovcnt - first)};
 		ssize_t n;
 
-		if (!fds_sent) {
-			struct cmsghdr *cm;
-
-			memset(&c, 0, sizeof(c));
-			mh.msg_control = c.b;
-			mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
-			cm = CMSG_FIRSTHDR(&mh);
-			cm->cmsg_level = SOL_SOCKET;
-			cm->cmsg_type = SCM_RIGHTS;
-			cm->cmsg_len = CMSG_LEN(nfds * sizeof(int));
-			memcpy(CMSG_DATA(cm), fds, nfds * sizeof(int));
-		}
+		if (!fds_sent)
+			scm_put_fds(&mh, c.b, fds, nfds);
 		n = sendmsg(dev->conn_fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			rc = wait_fd(dev, dev->conn_fd, POLLOUT);
