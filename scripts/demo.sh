@@ -10,7 +10,8 @@ cleanup() {
 	[ -n "$emu_pid" ] && kill "$emu_pid" 2>/dev/null && wait "$emu_pid" 2>/dev/null
 	rm -rf "$dir"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP PIPE
 
 echo "== 1. start the sample device (DMA copy engine) in its own process, served over vfio-user"
 "$BUILD/examples/udrv-dmacopy-emu" --socket "$dir/dmacopy.sock" &

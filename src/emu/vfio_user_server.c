@@ -302,6 +302,10 @@ static void serve(struct udrv_vfu_dev *dev, int conn)
 			break;
 		if (p[1].revents)
 			break;
+		/* A client that closed and at once reconnected has its EOF pending here: handle
+		 * the current connection first, so the new one is accepted, not refused. */
+		if (p[0].revents & (POLLIN | POLLHUP | POLLERR))
+			continue;
 		/* If accept() fails (out of fds), stop watching rather than spin. */
 		if (p[3].revents & POLLIN)
 			watch_listen = refuse_extra(dev);
