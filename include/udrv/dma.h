@@ -18,9 +18,11 @@
  *  - behind an IOMMU (VFIO) or over vfio-user, the domain allocates IOVAs itself from the
  *    ranges the IOMMU accepts, congruent with the virtual address modulo 2 MiB; chunks are
  *    IOVA-contiguous;
- *  - under UIO (no IOMMU) the IOVA is the physical address from /proc/self/pagemap; memory is
- *    locked so it cannot move, and a buffer is contiguous only within a physical page run,
- *    which udrv_dma_contig() reports. Hugepages make 2 MiB runs; ordinary pages 4 KiB.
+ *  - under UIO (no IOMMU) the IOVA is the physical address from /proc/self/pagemap, so the
+ *    memory must never move: it is locked, and it must be on 2 MiB hugepages, because the
+ *    kernel's memory compaction migrates even locked ordinary pages (unless the sysctl
+ *    vm.compact_unevictable_allowed is 0, when 4 KiB pages are accepted too). A buffer is
+ *    contiguous only within a physical page run, which udrv_dma_contig() reports.
  *
  * Most code needs only udrv_dma_zalloc()/udrv_dma_free(): memory from the domain's own heap,
  * already mapped and IOVA-contiguous.
@@ -105,8 +107,8 @@ void udrv_dma_domain_destroy(struct udrv_dma_domain *dom);
  * Returns 0, or:
  *   -EEXIST  mem (or memory overlapping it) is already in the domain;
  *   -ENOSPC  no IOVA space left;
- *   -ENOMEM  memory could not be locked (UIO) or the IOMMU could not pin it (VFIO: usually
- *            RLIMIT_MEMLOCK; udrv_errmsg() says what to run);
+ *   -ENOMEM  memory could not be locked, or is on movable 4 KiB pages (UIO), or the IOMMU
+ *            could not pin it (VFIO: usually RLIMIT_MEMLOCK); udrv_errmsg() says what to run;
  *   -EPERM   physical addresses unreadable (UIO needs CAP_SYS_ADMIN);
  *   other    as returned by the device backend.
  */
