@@ -448,8 +448,9 @@ static int irq_set_locked(struct udrv_device *dev, struct vu_dev *vd, unsigned t
 	for (unsigned i = start; i < end; i++) {
 		/* A vector losing its eventfd, or (NORESIZE) the set growing, needs the index
 		 * off and on again: libvfio-user refuses DATA_EVENTFD without fds. */
-		rebuild |= q->fds[i] >= 0 && fds[i] < 0;
-		next[i] = fds[i] < 0 ? -1 : fds[i];
+		int fd = fds[i - start]; /* device.h: fds[k] is for vector start + k */
+		rebuild |= q->fds[i] >= 0 && fd < 0;
+		next[i] = fd < 0 ? -1 : fd;
 	}
 	rebuild |= (q->vflags & VFIO_IRQ_INFO_NORESIZE) && q->high && end > q->high;
 	rc = rebuild ? irq_off(dev, vd, type, false) : 0;

@@ -713,6 +713,21 @@ static void test_irqs(void)
 	CHECK_EQ(v, 1);
 	CHECK_EQ(read(efd[0], &v, 8), -1); /* nothing fired there */
 
+	/* A range not starting at 0: fds[k] is for vector start + k (device.h), never read past
+	 * the caller's array. Re-point vector 3 to a new eventfd given as element 0. */
+	int late = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	REQUIRE(late >= 0);
+	CHECK_EQ(udrv_device_irq_enable(dev, UDRV_IRQ_MSIX, 3, 1, &late), 0);
+	REQUIRE(f.irq_fds[2][3] >= 0);
+	CHECK_EQ(write(f.irq_fds[2][3], &(uint64_t){1}, 8), 8);
+	CHECK_EQ(read(late, &v, 8), 8);
+	CHECK_EQ(read(efd[3], &v, 8), -1);
+	CHECK_EQ(udrv_device_irq_enable(dev, UDRV_IRQ_MSIX, 3, 1, &efd[3]), 0);
+	close(late);
+	while (read(efd[0], &v, 8) == 8 || read(efd[1], &v, 8) == 8 || read(efd[2], &v, 8) == 8 ||
+	       read(efd[3], &v, 8) == 8)
+		; /* drop wakeups a rebuild may have sent */
+
 	/* Taking vector 1's eventfd away: the index is rebuilt without it. */
 	memcpy(fds, efd, sizeof(fds));
 	fds[1] = -1;
