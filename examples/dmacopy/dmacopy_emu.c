@@ -31,7 +31,11 @@ struct engine {
 	uint32_t entries;
 	_Atomic uint32_t status;
 	_Atomic uint64_t bytes;
-	/* Ring positions: poller only. */
+	/* Set by the poller while it works on the rings. Disable clears READY and waits for this
+	 * to drop (both seq_cst: one side always sees the other), so after a disable the serving
+	 * thread owns everything below and the rings of an old setup are never touched again. */
+	_Atomic int busy;
+	/* Ring positions: the poller's while READY. */
 	uint32_t sq_head, cq_tail, phase;
 	uint8_t bounce[DMACOPY_MAX_LEN];
 };
@@ -47,6 +51,8 @@ static void stop_on_signal(int sig)
 static void disable(struct engine *e)
 {
 	atomic_store(&e->status, 0);
+	while (atomic_load(&e->busy))
+		usleep(50);
 	e->sq_head = e->cq_tail = 0;
 	e->phase = 1;
 	*e->doorbell = 0;
@@ -180,14 +186,18 @@ static int poll_engine(void *ctx)
 	struct engine *e = ctx;
 	uint32_t tail, done = 0;
 
-	if (atomic_load(&e->status) != DMACOPY_STATUS_READY)
+	atomic_store(&e->busy, 1);
+	if (atomic_load(&e->status) != DMACOPY_STATUS_READY) {
+		atomic_store(&e->busy, 0);
 		return 0;
+	}
 	tail = __atomic_load_n(e->doorbell, __ATOMIC_ACQUIRE);
 	if (tail >= e->entries) {
 		fatal(e, "dmacopy: doorbell beyond the ring; stopping until disabled");
+		atomic_store(&e->busy, 0);
 		return 1;
 	}
-	while (e->sq_head != tail) {
+	while (e->sq_head != tail && atomic_load(&e->status) == DMACOPY_STATUS_READY) {
 		struct dmacopy_desc d;
 		struct dmacopy_cqe c = {0};
 
@@ -212,6 +222,7 @@ static int poll_engine(void *ctx)
 		}
 		done++;
 	}
+	atomic_store(&e->busy, 0);
 	if (done)
 		udrv_vfu_irq_trigger(e->dev, UDRV_IRQ_MSIX, 0); /* -ENOENT: driver polls */
 	return (int)done;

@@ -8,6 +8,7 @@
  * vfio_user_client_conn.c. This file maps the device model onto requests.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -62,6 +64,38 @@ static const char *const irq_names[UDRV_IRQ_TYPES] = {"INTx", "MSI", "MSI-X", "e
 
 /* Spec, "VFIO_USER_DEVICE_GET_REGION_INFO": ask with the fixed structure, then again with the
  * size the reply asks for when capabilities do not fit ("Message sizes"). */
+
+/*
+ * A server's region fd is mapped into the driver: a file shorter than the areas would turn the
+ * driver's first access beyond its end into SIGBUS. Accept only a regular file (memfd) that
+ * covers every area; warn when nothing stops the server from shrinking it later (udrv's server
+ * seals its BAR memfds against that; other peers may not).
+ */
+static bool region_fd_ok(const struct vu_dev *vd, unsigned index, const struct vu_reg *g, int fd)
+{
+	uint64_t need = 0;
+	struct stat st;
+	int seals;
+
+	for (unsigned i = 0; i < g->r.info.nr_areas; i++) {
+		uint64_t end = g->r.info.areas[i].offset + g->r.info.areas[i].size;
+		if (end > need)
+			need = end;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || g->r.mmap_off > UINT64_MAX - need ||
+	    (uint64_t)st.st_size < g->r.mmap_off + need) {
+		udrv_warn("%s: the fd for region %u does not cover its mappable areas; using "
+			  "read/write for it",
+			  vd->c.path, index);
+		return false;
+	}
+	seals = fcntl(fd, F_GET_SEALS);
+	if (seals < 0 || !(seals & F_SEAL_SHRINK))
+		udrv_debug("%s: region %u's fd is not sealed against shrinking: a misbehaving "
+			   "server could still make an access fault",
+			   vd->c.path, index);
+	return true;
+}
 static int region_setup(struct vu_dev *vd, unsigned index)
 {
 	struct vu_reg *g = &vd->regions[index];
@@ -97,10 +131,12 @@ static int region_setup(struct vu_dev *vd, unsigned index)
 	if (rc == 0 && rep && g->r.info.nr_areas) {
 		/* "When [MMAP] is set, the reply will include a file descriptor." Any other
 		 * fd that came with it is closed by vu_msg_free(). */
-		if (rep->nfds >= 1) {
+		if (rep->nfds >= 1 && region_fd_ok(vd, index, g, rep->fds[0])) {
 			g->fd = rep->fds[0];
 			rep->fds[0] = -1;
 			g->r.info.flags |= UDRV_REGION_F_MMAP;
+		} else if (rep->nfds >= 1) {
+			g->r.info.nr_areas = 0; /* fall back to read/write; the fd is closed */
 		} else {
 			udrv_debug("%s: region %u is mappable but came without an fd; using "
 				   "read/write",

@@ -146,8 +146,11 @@ static int parse_caps(struct udrv_vfu_dev *dev, const char *json, size_t len)
 		goto out;
 	}
 apply:
+	/* The poller may be using them for message-based DMA: change them with it paused. */
+	vfu_poller_pause(dev);
 	dev->client_max_fds = (uint32_t)fds;
 	dev->client_max_xfer = xfer < VFU_MAX_XFER ? xfer : VFU_MAX_XFER;
+	vfu_poller_resume(dev);
 out:
 	json_object_put(root);
 	json_tokener_free(tok);
