@@ -63,18 +63,37 @@ void vfu_transport_fini(struct udrv_vfu_dev *dev)
 	pthread_mutex_destroy(&dev->req_lock);
 }
 
-/* Wait for events on fd; -EINTR when a stop is requested. */
+/*
+ * How long the client may take to finish a message it started, to drain what we send, or to
+ * answer our DMA request: UDRV_VFIO_USER_TIMEOUT_MS, default 5 s, as the client side uses. An
+ * idle client (between messages) is waited for without limit, elsewhere.
+ */
+static int timeout_ms(void)
+{
+	const char *env = getenv("UDRV_VFIO_USER_TIMEOUT_MS");
+
+	return env && atoi(env) > 0 ? atoi(env) : 5000;
+}
+
+/* Wait for events on fd; -EINTR when a stop is requested, -ETIMEDOUT when the client stalls
+ * in the middle of an exchange (the connection is then closed). */
 static int wait_fd(struct udrv_vfu_dev *dev, int fd, short events)
 {
 	struct pollfd p[2] = {{.fd = fd, .events = events}, {.fd = dev->stop_fd, .events = POLLIN}};
 
 	for (;;) {
-		int rc = poll(p, 2, -1);
+		int rc = poll(p, 2, timeout_ms());
 
 		if (rc < 0 && errno == EINTR)
 			continue;
 		if (rc < 0)
 			return -errno;
+		if (rc == 0)
+			return udrv_err(
+			    ETIMEDOUT,
+			    "the vfio-user client stalled for %d ms in the middle of an "
+			    "exchange; closing its connection",
+			    timeout_ms());
 		if (p[1].revents)
 			return -EINTR;
 		if (p[0].revents)
@@ -159,6 +178,15 @@ static struct vfu_sink conn_sink(struct udrv_vfu_dev *dev)
 	return (struct vfu_sink){conn_send, dev};
 }
 
+/* The stream can no longer be trusted (a message cut short, a stall mid-exchange): stop using
+ * it, and wake the serving thread's poll() so that it closes the connection. */
+static void mark_dead(struct udrv_vfu_dev *dev)
+{
+	dev->conn_dead = true;
+	if (dev->conn_fd >= 0)
+		shutdown(dev->conn_fd, SHUT_RDWR);
+}
+
 int vfu_recv_locked(struct udrv_vfu_dev *dev, bool nonblock, void **bufp, size_t *lenp, int *fds,
 		    size_t *nfds)
 {
@@ -218,7 +246,7 @@ fail:
 	*nfds = 0;
 	free(buf);
 	if (rc != -EINTR)
-		dev->conn_dead = true;
+		mark_dead(dev);
 	return rc;
 }
 
@@ -270,6 +298,8 @@ int vfu_send(struct udrv_vfu_dev *dev, const struct iovec *iov_in, int iovcnt, c
 		while (first < iovcnt && iov[first].iov_len == 0)
 			first++;
 	}
+	if (rc < 0 && rc != -EINTR)
+		mark_dead(dev); /* part of a message may be out: the stream is broken */
 	pthread_mutex_unlock(&dev->tx_lock);
 	return rc;
 }

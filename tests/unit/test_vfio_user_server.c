@@ -1252,6 +1252,28 @@ static void test_disconnect_reconnect(void)
 	udrv_vfu_destroy(dev);
 }
 
+/* A client that stops in the middle of a message: the server gives up after the timeout and
+ * closes the connection, instead of waiting for ever with the socket locked. */
+static void test_stall(void)
+{
+	struct udrv_vfu_dev *dev = make_dev(0, NULL);
+	struct vfio_user_header h = {
+	    .msg_id = 1, .command = VFIO_USER_DEVICE_GET_INFO, .msg_size = sizeof(h) + 16};
+	int fd, d0;
+	char c;
+
+	setenv("UDRV_VFIO_USER_TIMEOUT_MS", "500", 1);
+	fd = open_session();
+	d0 = atomic_load(&M.disconnects);
+	cli_send_raw(fd, &h, 8, NULL, 0); /* half a header, then nothing */
+	CHECK_EQ(recv(fd, &c, 1, 0), 0);  /* EOF from the server, well before SO_RCVTIMEO */
+	cli_closed_by_server(fd, d0);
+	fd = open_session(); /* and the next client is served */
+	cli_close(fd);
+	unsetenv("UDRV_VFIO_USER_TIMEOUT_MS");
+	udrv_vfu_destroy(dev);
+}
+
 static void test_hostile(void)
 {
 	struct udrv_vfu_dev *dev = make_dev(0, NULL);
@@ -1502,6 +1524,7 @@ int main(void)
 	RUN(test_irqs);
 	RUN(test_reset);
 	RUN(test_disconnect_reconnect);
+	RUN(test_stall);
 	RUN(test_hostile);
 	RUN(test_poller);
 	RUN(test_poller_dma_wait);
