@@ -269,6 +269,15 @@ void *udrv_device_region_map(struct udrv_device *dev, unsigned index)
 	return base;
 }
 
+int udrv_device_map_fixed(const struct udrv_device *dev, unsigned index, void *addr, size_t len,
+			  int prot, int fd, uint64_t fd_off)
+{
+	if (mmap(addr, len, prot, MAP_SHARED | MAP_FIXED, fd, (off_t)fd_off) != MAP_FAILED)
+		return 0;
+	return udrv_err(errno, "cannot map %zu bytes of region %u of %s: %s", len, index, dev->name,
+			strerror(errno));
+}
+
 static int check_range(struct udrv_device *dev, unsigned index, uint64_t off, size_t len)
 {
 	const struct udrv_region_info *ri = region(dev, index);

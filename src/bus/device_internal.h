@@ -49,6 +49,14 @@ struct udrv_device {
 	void *priv; /* backend state */
 };
 
+/*
+ * For region_map_area(): map len bytes of fd at fd_off exactly at addr (inside the
+ * reservation device.c made), with prot. Returns 0 or -errno with the reason recorded. On
+ * failure device.c drops the whole reservation, so a backend needs no clean-up.
+ */
+int udrv_device_map_fixed(const struct udrv_device *dev, unsigned index, void *addr, size_t len,
+			  int prot, int fd, uint64_t fd_off);
+
 extern const struct udrv_device_ops udrv_vfio_ops;
 extern const struct udrv_device_ops udrv_uio_ops;
 extern const struct udrv_device_ops udrv_vfio_user_ops;

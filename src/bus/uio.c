@@ -692,22 +692,14 @@ static int uio_region_map_area(struct udrv_device *dev, unsigned index, uint64_t
 			       void *addr)
 {
 	struct uio_dev *ud = dev->priv;
-	int fd, err;
+	int fd;
 
 	if (index >= NR_BARS || !(ud->regions[index].flags & UDRV_REGION_F_MMAP))
 		return udrv_err(EINVAL, "region %u of %s cannot be mapped", index, ud->addr);
 	fd = bar_fd(ud, index);
 	if (fd < 0)
 		return fd;
-	if (mmap(addr, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, (off_t)off) !=
-	    MAP_FAILED)
-		return 0;
-	err = errno;
-	/* A failed MAP_FIXED may have unmapped the reservation: put it back so nothing else
-	 * lands in the middle of the region's address range. */
-	(void)mmap(addr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
-		   -1, 0);
-	return udrv_err(err, "cannot map BAR%u of %s: %s", index, ud->addr, strerror(err));
+	return udrv_device_map_fixed(dev, index, addr, len, PROT_READ | PROT_WRITE, fd, off);
 }
 
 static int region_rw(struct uio_dev *ud, unsigned index, uint64_t off, void *buf, size_t len,

@@ -521,22 +521,13 @@ static int vfio_region_map_area(struct udrv_device *dev, unsigned index, uint64_
 {
 	const struct vfio_dev *vd = dev->priv;
 	const struct vfio_region *r = &vd->regions[index];
-	int prot = 0, err;
+	int prot = 0;
 
 	if (r->vflags & VFIO_REGION_INFO_FLAG_READ)
 		prot |= PROT_READ;
 	if (r->vflags & VFIO_REGION_INFO_FLAG_WRITE)
 		prot |= PROT_WRITE;
-	if (mmap(addr, len, prot, MAP_SHARED | MAP_FIXED, vd->fd, (off_t)(r->offset + off)) !=
-	    MAP_FAILED)
-		return 0;
-	err = errno;
-	/* A failed MAP_FIXED may have unmapped the reservation: put it back so nothing else
-	 * lands in the middle of the region's address range. */
-	(void)mmap(addr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
-		   -1, 0);
-	return udrv_err(err, "cannot map %zu bytes at offset 0x%" PRIx64 " of region %u of %s: %s",
-			len, off, index, vd->addr, strerror(err));
+	return udrv_device_map_fixed(dev, index, addr, len, prot, vd->fd, r->offset + off);
 }
 
 /* pread/pwrite at the region's offset in the device fd: vfio-pci turns them into config

@@ -588,7 +588,7 @@ static int vu_region_map_area(struct udrv_device *dev, unsigned index, uint64_t 
 {
 	const struct vu_dev *vd = dev->priv;
 	const struct vu_reg *g = &vd->regions[index];
-	int prot = 0, err;
+	int prot = 0;
 
 	if (g->fd < 0)
 		return udrv_err(ENOTSUP, "region %u of %s cannot be mapped", index, vd->c.path);
@@ -597,15 +597,7 @@ static int vu_region_map_area(struct udrv_device *dev, unsigned index, uint64_t 
 	if (g->r.vflags & VFIO_REGION_INFO_FLAG_WRITE)
 		prot |= PROT_WRITE;
 	/* Spec, sparse mmap: "The offset will be added to the base offset". */
-	if (mmap(addr, len, prot, MAP_SHARED | MAP_FIXED, g->fd, (off_t)(g->r.mmap_off + off)) !=
-	    MAP_FAILED)
-		return 0;
-	err = errno;
-	/* A failed MAP_FIXED may have unmapped the reservation: put it back. */
-	(void)mmap(addr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
-		   -1, 0);
-	return udrv_err(err, "cannot map %zu bytes at offset 0x%" PRIx64 " of region %u of %s: %s",
-			len, off, index, vd->c.path, strerror(err));
+	return udrv_device_map_fixed(dev, index, addr, len, prot, g->fd, g->r.mmap_off + off);
 }
 
 /* Spec, "VFIO_USER_REGION_READ"/"WRITE", in pieces no larger than the server's
