@@ -216,6 +216,14 @@ int udrv_vfu_start(struct udrv_vfu_dev *dev);
 void udrv_vfu_stop(struct udrv_vfu_dev *dev);
 
 /*
+ * Drop the current client, as a surprise removal would: the serving thread closes the
+ * connection (the client's next request fails), cleans up as for a disconnect, and waits
+ * for the next client. Async-signal-safe; may be called from the poll function. No client:
+ * nothing happens.
+ */
+void udrv_vfu_disconnect(struct udrv_vfu_dev *dev);
+
+/*
  * Pointer to client memory [iova, iova+len) if it lies entirely inside one DMA window the
  * client mapped with a file descriptor and with the needed permission (write: the window is
  * writable; else readable). NULL otherwise (also for len 0 and for windows without an fd:

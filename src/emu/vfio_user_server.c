@@ -44,9 +44,10 @@ struct udrv_vfu_dev *vfu_dev_alloc(const struct udrv_vfu_opts *opts)
 	vfu_session_reset(dev);
 	atomic_init(&dev->running, 0);
 	dev->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	dev->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	dev->defer_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (dev->stop_fd < 0 || dev->defer_fd < 0 || vfu_irq_init(dev) < 0) {
-		int e = dev->stop_fd < 0 || dev->defer_fd < 0 ? errno : ENOMEM;
+	if (dev->stop_fd < 0 || dev->kick_fd < 0 || dev->defer_fd < 0 || vfu_irq_init(dev) < 0) {
+		int e = dev->stop_fd < 0 || dev->kick_fd < 0 || dev->defer_fd < 0 ? errno : ENOMEM;
 
 		vfu_dev_free(dev);
 		return udrv_err_null(e, "cannot set up the device: %s", strerror(e));
@@ -64,6 +65,8 @@ void vfu_dev_free(struct udrv_vfu_dev *dev)
 	pthread_mutex_destroy(&dev->lock);
 	if (dev->stop_fd >= 0)
 		close(dev->stop_fd);
+	if (dev->kick_fd >= 0)
+		close(dev->kick_fd);
 	if (dev->defer_fd >= 0)
 		close(dev->defer_fd);
 	if (dev->listen_fd >= 0)
@@ -273,16 +276,18 @@ static void serve(struct udrv_vfu_dev *dev, int conn)
 	pthread_mutex_unlock(&dev->tx_lock);
 	pthread_mutex_unlock(&dev->rx_lock);
 	vfu_session_reset(dev);
+	drain(dev->kick_fd); /* meant for an earlier client */
 	if (dev->opts.connected)
 		dev->opts.connected(dev->opts.ctx);
 	vfu_poller_resume(dev);
 
 	for (;;) {
-		struct pollfd p[4] = {
+		struct pollfd p[5] = {
 		    {.fd = conn, .events = POLLIN},
 		    {.fd = dev->stop_fd, .events = POLLIN},
 		    {.fd = dev->defer_fd, .events = POLLIN},
 		    {.fd = watch_listen ? dev->listen_fd : -1, .events = POLLIN},
+		    {.fd = dev->kick_fd, .events = POLLIN},
 		};
 		void *buf;
 		size_t len, nfds;
@@ -297,10 +302,10 @@ static void serve(struct udrv_vfu_dev *dev, int conn)
 				break;
 			continue;
 		}
-		rc = poll(p, 4, -1);
+		rc = poll(p, 5, -1);
 		if (rc < 0 && errno != EINTR)
 			break;
-		if (p[1].revents)
+		if (p[1].revents || p[4].revents)
 			break;
 		/* A client that closed and at once reconnected has its EOF pending here: handle
 		 * the current connection first, so the new one is accepted, not refused. */
@@ -399,6 +404,15 @@ int udrv_vfu_start(struct udrv_vfu_dev *dev)
 	}
 	dev->thread_ok = true;
 	return 0;
+}
+
+void udrv_vfu_disconnect(struct udrv_vfu_dev *dev)
+{
+	uint64_t one = 1;
+
+	if (dev && write(dev->kick_fd, &one, sizeof(one)) < 0) {
+		/* EAGAIN: saturated, a disconnect is already pending. */
+	}
 }
 
 void udrv_vfu_stop(struct udrv_vfu_dev *dev)

@@ -165,6 +165,7 @@ struct udrv_vfu_dev {
 	int listen_fd;
 	ino_t sock_ino; /* the socket file we bound, to unlink only our own */
 	int stop_fd;	/* eventfd: udrv_vfu_stop() */
+	int kick_fd;	/* eventfd: udrv_vfu_disconnect() */
 
 	/* Config space and interrupt state; taken by udrv_vfu_irq_trigger() from any thread.
 	 * Never held across a callback or a socket operation. */

@@ -689,7 +689,7 @@ static void test_version(void)
 	CHECK(wait_for(&M.disconnects, 4));
 	base = count_fds();
 	udrv_vfu_destroy(dev);
-	CHECK_EQ(count_fds(), base - 4); /* listening socket, BAR0 memfd, two eventfds */
+	CHECK_EQ(count_fds(), base - 5); /* listening socket, BAR0 memfd, three eventfds */
 }
 
 static void test_device_and_region_info(void)
@@ -1252,6 +1252,31 @@ static void test_disconnect_reconnect(void)
 	udrv_vfu_destroy(dev);
 }
 
+/* udrv_vfu_disconnect(): surprise removal. The client sees EOF, the model its disconnect,
+ * and the next client is served; a disconnect with no client changes nothing. */
+static void test_forced_disconnect(void)
+{
+	struct udrv_vfu_dev *dev = make_dev(0, NULL);
+	int fd = open_session(), d0 = atomic_load(&M.disconnects);
+	struct vfio_user_device_info di = {.argsz = sizeof(di)};
+	uint8_t buf[64];
+
+	udrv_vfu_disconnect(dev);
+	CHECK(wait_for(&M.disconnects, d0 + 1));
+	CHECK_EQ(read(fd, buf, sizeof(buf)), 0); /* EOF */
+	close(fd);
+	fd = open_session();
+	CHECK_EQ(atomic_load(&M.connects), 2);
+	CHECK_EQ(xfer(fd, VFIO_USER_DEVICE_GET_INFO, &di, sizeof(di), NULL, 0), 0);
+	cli_close(fd);
+	udrv_vfu_disconnect(dev); /* no client: a no-op, also for the next one */
+	fd = open_session();
+	sleep_ms(50);
+	CHECK_EQ(xfer(fd, VFIO_USER_DEVICE_GET_INFO, &di, sizeof(di), NULL, 0), 0);
+	cli_close(fd);
+	udrv_vfu_destroy(dev);
+}
+
 /* A client that stops in the middle of a message: the server gives up after the timeout and
  * closes the connection, instead of waiting for ever with the socket locked. */
 static void test_stall(void)
@@ -1524,6 +1549,7 @@ int main(void)
 	RUN(test_irqs);
 	RUN(test_reset);
 	RUN(test_disconnect_reconnect);
+	RUN(test_forced_disconnect);
 	RUN(test_stall);
 	RUN(test_hostile);
 	RUN(test_poller);
