@@ -5,7 +5,7 @@
 # As root it runs apt-get; otherwise it prints the command to run and fails.
 set -eu
 
-pkgs_build="build-essential cmake pkg-config clang libclang-rt-14-dev libpci-dev pci.ids libjson-c-dev"
+pkgs_build="build-essential cmake pkg-config clang libclang-rt-14-dev libpci-dev pci.ids libjson-c-dev libnvme-dev liburing-dev"
 pkgs_vm="qemu-system-x86 busybox-static cpio kmod socat"
 pkgs_bench="libdpdk-dev"
 

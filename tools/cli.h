@@ -7,6 +7,7 @@
 int cmd_list(int argc, char **argv);
 int cmd_bind(int argc, char **argv);
 int cmd_unbind(int argc, char **argv);
+int cmd_emu(int argc, char **argv);
 
 /* Print "udrv: <what>: <udrv_errmsg() or strerror(-err)>" to stderr; returns 1. */
 int cli_fail(const char *what, int err);

@@ -19,6 +19,7 @@ static const struct command commands[] = {
     {"list", cmd_list, "list PCI devices, their drivers and IOMMU groups"},
     {"bind", cmd_bind, "bind a device to vfio-pci, uio_pci_generic or its kernel driver"},
     {"unbind", cmd_unbind, "give a device back to its kernel driver"},
+    {"emu", cmd_emu, "serve an emulated device (NVMe) over vfio-user, inject faults"},
 };
 
 static void usage(FILE *f)
