@@ -30,7 +30,7 @@ static uint16_t to_host(struct udrv_emu_nvme *e, const struct nvme_sqe *cmd, con
 		st = SC(NVME_SC_DATA_XFER_ERROR);
 	if (st)
 		atomic_fetch_add(&e->cnt.bad_dptr, 1);
-	return st;
+	return st ? st | NVME_SC_DNR : 0;
 }
 
 static void put_str(char *dst, size_t n, const char *s)
@@ -67,8 +67,6 @@ static void ns_ids(const struct udrv_emu_nvme *e, uint32_t nsid, uint8_t eui64[8
 
 static void identify_ctrl(struct udrv_emu_nvme *e, struct nvme_id_ctrl *id)
 {
-	char nqn[NVME_NQN_LENGTH];
-
 	id->vid = NVEMU_VENDOR_ID;
 	id->ssvid = NVEMU_VENDOR_ID;
 	put_str(id->sn, sizeof(id->sn), e->serial);
@@ -94,8 +92,7 @@ static void identify_ctrl(struct udrv_emu_nvme *e, struct nvme_id_ctrl *id)
 	id->vwc = NVME_CTRL_VWC_PRESENT;
 	/* SGLs without alignment rules, bit buckets, SGLs longer than the transfer. */
 	id->sgls = 1u | 1u << 16 | 1u << 18;
-	snprintf(nqn, sizeof(nqn), "nqn.2026-11.io.udrv:emu:%s", e->serial);
-	memcpy(id->subnqn, nqn, sizeof(id->subnqn));
+	snprintf(id->subnqn, sizeof(id->subnqn), "nqn.2026-11.io.udrv:emu:%s", e->serial);
 	id->psd[0].mp = 2500; /* 25 W, in 0.01 W */
 }
 
@@ -217,7 +214,7 @@ static uint16_t delete_sq(struct udrv_emu_nvme *e, const struct nvme_sqe *cmd)
 
 	if (qid == 0 || qid > e->nr_queues || !e->sq[qid].live)
 		return CSC(NVME_SC_QID_INVALID);
-	nvemu_pending_abort(e, qid, -1, SC(NVME_SC_ABORT_QUEUE));
+	nvemu_pending_abort(e, qid, -1, NVME_STATUS(NVME_SCT_GENERIC, NVME_SC_ABORT_QUEUE));
 	e->cq[e->sq[qid].cqid].nsq--;
 	e->sq[qid].live = false;
 	return 0;
@@ -307,7 +304,9 @@ static uint16_t get_log(struct udrv_emu_nvme *e, const struct nvme_sqe *cmd)
 	if (off >= size)
 		return SC(NVME_SC_INVALID_FIELD);
 	if (!rae)
-		nvemu_aer_unmask(e, lid == NVME_LOG_LID_ERROR ? NVME_AER_ERROR : NVME_AER_SMART);
+		nvemu_aer_unmask(e, lid == NVME_LOG_LID_ERROR	? NVME_AER_ERROR
+				    : lid == NVME_LOG_LID_SMART ? NVME_AER_SMART
+								: NVME_AER_NOTICE);
 	memmove(buf, buf + off, size - off);
 	memset(buf + (size - off), 0, NVEMU_MAX_XFER - (size - off));
 	return to_host(e, cmd, buf, len);
@@ -317,10 +316,26 @@ static uint16_t get_features(struct udrv_emu_nvme *e, const struct nvme_sqe *cmd
 {
 	unsigned fid = cmd->cdw10 & 0xff, sel = (cmd->cdw10 >> 8) & 7;
 
-	if (sel == 3) { /* supported capabilities: changeable, not saveable */
+	switch (fid) {
+	case NVME_FEAT_FID_ARBITRATION:
+	case NVME_FEAT_FID_POWER_MGMT:
+	case NVME_FEAT_FID_TEMP_THRESH:
+	case NVME_FEAT_FID_VOLATILE_WC:
+	case NVME_FEAT_FID_NUM_QUEUES:
+	case NVME_FEAT_FID_IRQ_COALESCE:
+	case NVME_FEAT_FID_IRQ_CONFIG:
+	case NVME_FEAT_FID_ASYNC_EVENT:
+	case NVME_FEAT_FID_KATO:
+		break;
+	default:
+		return SC(NVME_SC_INVALID_FIELD);
+	}
+	if (sel == 3) { /* supported capabilities (5.15, Figure 180): changeable only */
 		*dw0 = 1u << 2;
 		return 0;
 	}
+	if (sel == 2) /* nothing is saveable: the saved value is the default */
+		sel = 1;
 	switch (fid) {
 	case NVME_FEAT_FID_ARBITRATION:
 	case NVME_FEAT_FID_POWER_MGMT:
@@ -400,8 +415,10 @@ static uint16_t set_features(struct udrv_emu_nvme *e, const struct nvme_sqe *cmd
 		e->feat_async_cfg = v;
 		return 0;
 	case NVME_FEAT_FID_KATO:
-		/* Rounded up to the granularity we report in KAS. */
-		e->feat_kato = (v + KAS_MS - 1) / KAS_MS * KAS_MS;
+		/* Rounded up to the granularity we report in KAS, without wrapping to 0 (off). */
+		e->feat_kato = v > UINT32_MAX / KAS_MS * KAS_MS
+				   ? UINT32_MAX / KAS_MS * KAS_MS
+				   : (uint32_t)(((uint64_t)v + KAS_MS - 1) / KAS_MS * KAS_MS);
 		e->last_keep_alive_ns = nvemu_now_ns();
 		return 0;
 	default:
@@ -448,7 +465,7 @@ void nvemu_admin(struct udrv_emu_nvme *e, const struct nvme_sqe *cmd)
 	case nvme_admin_abort_cmd:
 		/* 5.1: dword 0 bit 0 clear when the command was aborted. */
 		dw0 = nvemu_pending_abort(e, cmd->cdw10 & 0xffff, (int)(cmd->cdw10 >> 16),
-					  SC(NVME_SC_ABORT_REQ))
+					  NVME_STATUS(NVME_SCT_GENERIC, NVME_SC_ABORT_REQ))
 			  ? 0
 			  : 1;
 		st = 0;

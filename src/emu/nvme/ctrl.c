@@ -44,6 +44,7 @@ void nvemu_ctrl_reset(struct udrv_emu_nvme *e)
 	memset(e->cq, 0, sizeof(e->cq));
 	e->npending = 0;
 	e->naer = 0;
+	e->naer_events = 0;
 	e->aer_masked_events = 0;
 	e->queues_created = false;
 	e->enabled = e->halted = false;
@@ -103,21 +104,26 @@ bool nvemu_ctrl_service(struct udrv_emu_nvme *e)
 {
 	/* Acquire: AQA/ASQ/ACQ written before CC are visible. */
 	unsigned seq = atomic_load_explicit(&e->cc_seq, memory_order_acquire);
-	uint32_t cc, old;
+	uint32_t cc, old = e->cc_applied, edges;
 
 	if (seq == e->cc_seen)
 		return false;
 	e->cc_seen = seq;
+	/* Edges latched by the serving thread: a disable followed by an enable before this
+	 * pass is still a reset, and a shutdown request is never missed. */
+	edges = atomic_exchange(&e->cc_edges, 0);
 	cc = atomic_load(&e->cc);
-	old = e->cc_applied;
 	e->cc_applied = cc;
-	if (!NVME_CC_EN(cc)) {
+	if ((edges & NVEMU_CC_EN_FELL) || !NVME_CC_EN(cc)) {
 		nvemu_ctrl_reset(e);
-		return true;
+		old &= ~(NVME_CC_EN_MASK << NVME_CC_EN_SHIFT);
 	}
-	if (!NVME_CC_EN(old) || !e->enabled)
+	if (!NVME_CC_EN(cc))
+		return true;
+	if (!NVME_CC_EN(old))
 		enable(e, cc);
-	if (NVME_CC_SHN(cc) != NVME_CC_SHN_NONE && NVME_CC_SHN(old) == NVME_CC_SHN_NONE)
+	if (e->enabled && ((edges & NVEMU_CC_SHN_ROSE) || (NVME_CC_SHN(cc) != NVME_CC_SHN_NONE &&
+							   NVME_CC_SHN(old) == NVME_CC_SHN_NONE)))
 		shutdown_ctrl(e);
 	return true;
 }
@@ -162,11 +168,17 @@ static void set_reg32(struct udrv_emu_nvme *e, uint64_t off, uint32_t v)
 	case NVME_REG_INTMC:
 		e->intms &= ~v;
 		break;
-	case NVME_REG_CC:
-		atomic_store(&e->cc, v);
+	case NVME_REG_CC: {
+		uint32_t old = atomic_exchange(&e->cc, v);
+
+		if (NVME_CC_EN(old) && !NVME_CC_EN(v))
+			atomic_fetch_or(&e->cc_edges, NVEMU_CC_EN_FELL);
+		if (NVME_CC_SHN(old) == NVME_CC_SHN_NONE && NVME_CC_SHN(v) != NVME_CC_SHN_NONE)
+			atomic_fetch_or(&e->cc_edges, NVEMU_CC_SHN_ROSE);
 		/* Release: the device thread sees AQA/ASQ/ACQ as written before CC. */
 		atomic_fetch_add_explicit(&e->cc_seq, 1, memory_order_release);
 		break;
+	}
 	case NVME_REG_AQA:
 		e->aqa = v & 0x0fff0fff;
 		break;
@@ -223,6 +235,7 @@ static int reset_cb(void *ctx)
 
 	nvemu_ctrl_reset(e);
 	atomic_store(&e->cc, 0);
+	atomic_store(&e->cc_edges, 0);
 	e->cc_applied = 0;
 	e->cc_seen = atomic_load(&e->cc_seq);
 	e->aqa = e->intms = 0;

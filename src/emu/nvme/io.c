@@ -10,7 +10,8 @@
 #include "core/log_internal.h"
 #include "emu/nvme/nvme_emu.h"
 
-#define SC(sc)	NVME_STATUS(NVME_SCT_GENERIC, sc)
+/* Errors a retry cannot fix carry Do Not Retry (4.6.1.2); media errors may be transient. */
+#define SC(sc)	(NVME_STATUS(NVME_SCT_GENERIC, sc) | NVME_SC_DNR)
 #define MSC(sc) NVME_STATUS(NVME_SCT_MEDIA, sc)
 #define FUA	(1u << 30) /* CDW12 Force Unit Access (6.9) */
 #define DEAC	(1u << 25) /* Write Zeroes CDW12 Deallocate (6.16) */
@@ -38,8 +39,8 @@ static uint16_t finish_rw(struct udrv_emu_nvme *e, bool write, bool fua, uint64_
 			  write ? "write" : "read", strerror(-res));
 		return MSC(write ? SC_WRITE_FAULT : SC_READ_ERROR);
 	}
-	/* FUA with a volatile cache enabled: durable before the completion. */
-	if (write && fua && e->feat_wce && nvemu_backing_flush(e->store) < 0)
+	/* FUA, or no volatile cache enabled (5.21.1.6): durable before the completion. */
+	if (write && (fua || !e->feat_wce) && nvemu_backing_flush(e->store) < 0)
 		return MSC(SC_WRITE_FAULT);
 	done_ok(e, write, bytes);
 	return 0;
@@ -89,7 +90,7 @@ static int submit(struct udrv_emu_nvme *e, struct nvemu_inflight *f, unsigned io
 static uint16_t bad_dptr(struct udrv_emu_nvme *e, uint16_t st)
 {
 	atomic_fetch_add(&e->cnt.bad_dptr, 1);
-	return st;
+	return st | NVME_SC_DNR;
 }
 
 /* Read and Write (6.9, 6.15). Returns 1 if the command completes later. */
@@ -164,7 +165,7 @@ static uint16_t compare(struct udrv_emu_nvme *e, const struct nvme_sqe *cmd,
 	    e, false, false, bytes,
 	    nvemu_backing_pread(e->store, ns->off + (slba << e->lba_shift), e->bounce2, bytes));
 	if (!st && memcmp(e->bounce, e->bounce2, bytes))
-		st = MSC(NVME_SC_COMPARE_FAILED);
+		st = MSC(NVME_SC_COMPARE_FAILED) | NVME_SC_DNR;
 	return st;
 }
 
@@ -178,7 +179,8 @@ static uint16_t write_zeroes(struct udrv_emu_nvme *e, const struct nvme_sqe *cmd
 	if (slba >= ns->nlbas || nlb > ns->nlbas - slba)
 		return SC(NVME_SC_LBA_RANGE);
 	if (nvemu_backing_zero(e->store, ns->off + (slba << e->lba_shift), nlb << e->lba_shift,
-			       cmd->cdw12 & DEAC) < 0)
+			       cmd->cdw12 & DEAC) < 0 ||
+	    (!e->feat_wce && nvemu_backing_flush(e->store) < 0))
 		return MSC(SC_WRITE_FAULT);
 	return 0;
 }
@@ -203,6 +205,8 @@ static uint16_t dsm(struct udrv_emu_nvme *e, const struct nvme_sqe *cmd, const s
 		if (r[i].nlb && nvemu_backing_zero(e->store, ns->off + (r[i].slba << e->lba_shift),
 						   (uint64_t)r[i].nlb << e->lba_shift, true) < 0)
 			return MSC(SC_WRITE_FAULT);
+	if (!e->feat_wce && nvemu_backing_flush(e->store) < 0)
+		return MSC(SC_WRITE_FAULT);
 	return 0;
 }
 

@@ -161,6 +161,9 @@ void nvemu_control_stop(struct nvemu_control *c);
 
 /* ---- the controller (ctrl.c, queue.c, admin.c, io.c) -------------------------------- */
 
+#define NVEMU_CC_EN_FELL  1u
+#define NVEMU_CC_SHN_ROSE 2u
+
 struct nvemu_sq {
 	bool live;
 	uint16_t cqid;
@@ -233,6 +236,7 @@ struct udrv_emu_nvme {
 	uint64_t asq, acq;
 	uint32_t intms;
 	_Atomic uint32_t cc;
+	atomic_uint cc_edges; /* NVEMU_CC_*: transitions since the device thread looked */
 	atomic_uint cc_seq;
 	_Atomic uint32_t csts; /* written by the device thread */
 

@@ -183,22 +183,48 @@ static unsigned deliver_due(struct udrv_emu_nvme *e, uint64_t now, uint64_t *nex
 	return n;
 }
 
+/* Room in the admin CQ for an event beyond every completion still owed to it. */
+static bool admin_cq_room(const struct udrv_emu_nvme *e)
+{
+	const struct nvemu_cq *cq = &e->cq[NVME_ADMIN_QID];
+
+	return cq->live && cq_used(cq) + cq->owed + 1 < cq->size;
+}
+
+/* Complete outstanding requests with queued events whose type is not masked (5.2). */
+static void aer_flush(struct udrv_emu_nvme *e)
+{
+	for (unsigned i = 0; i < e->naer_events && e->naer && admin_cq_room(e);) {
+		uint32_t dw0 = e->aer_events[i];
+		uint16_t cid = e->aer_cid[0];
+
+		if (e->aer_masked_events & (1u << (dw0 & 7))) {
+			i++;
+			continue;
+		}
+		memmove(e->aer_events + i, e->aer_events + i + 1,
+			(--e->naer_events - i) * sizeof(uint32_t));
+		memmove(e->aer_cid, e->aer_cid + 1, --e->naer * sizeof(uint16_t));
+		e->aer_masked_events |= 1u << (dw0 & 7);
+		post_raw(e, NVME_ADMIN_QID, cid, 0, dw0, (uint16_t)e->sq[0].head, false);
+	}
+}
+
 void nvemu_aer_submit(struct udrv_emu_nvme *e, uint16_t cid)
 {
-	if (e->naer_events) {
-		uint32_t dw0 = e->aer_events[0];
+	struct nvemu_cq *cq = &e->cq[NVME_ADMIN_QID];
 
-		memmove(e->aer_events, e->aer_events + 1, --e->naer_events * sizeof(uint32_t));
-		e->aer_masked_events |= 1u << (dw0 & 7);
-		nvemu_post(e, NVME_ADMIN_QID, cid, 0, dw0);
-		return;
-	}
 	if (e->naer > NVEMU_AERL) {
 		nvemu_complete(e, NVME_ADMIN_QID, cid,
 			       NVME_STATUS(NVME_SCT_CMD_SPECIFIC, NVME_SC_ASYNC_LIMIT), 0);
 		return;
 	}
+	/* An outstanding request holds no room in the admin CQ: it may wait for ever, and a
+	 * small admin queue must keep working. Its completion waits for room instead. */
+	if (cq->owed)
+		cq->owed--;
 	e->aer_cid[e->naer++] = cid;
+	aer_flush(e);
 }
 
 void nvemu_async_event(struct udrv_emu_nvme *e, uint32_t dw0)
@@ -207,20 +233,18 @@ void nvemu_async_event(struct udrv_emu_nvme *e, uint32_t dw0)
 
 	if (e->aer_masked_events & (1u << type))
 		return;
-	if (e->naer) {
-		uint16_t cid = e->aer_cid[0];
-
-		memmove(e->aer_cid, e->aer_cid + 1, --e->naer * sizeof(uint16_t));
-		e->aer_masked_events |= 1u << type;
-		nvemu_post(e, NVME_ADMIN_QID, cid, 0, dw0);
-	} else if (e->naer_events < sizeof(e->aer_events) / sizeof(e->aer_events[0])) {
+	for (unsigned i = 0; i < e->naer_events; i++)
+		if ((e->aer_events[i] & 7) == type)
+			return; /* one event per type until the host reads its log */
+	if (e->naer_events < sizeof(e->aer_events) / sizeof(e->aer_events[0]))
 		e->aer_events[e->naer_events++] = dw0;
-	}
+	aer_flush(e);
 }
 
 void nvemu_aer_unmask(struct udrv_emu_nvme *e, unsigned type)
 {
 	e->aer_masked_events &= ~(1u << type);
+	aer_flush(e);
 }
 
 /* A doorbell value beyond its queue (3.1.24): ignored, reported as an error event. */
@@ -358,9 +382,11 @@ int nvemu_poll(void *ctx)
 	if (nvemu_ctrl_service(e))
 		work++;
 	take_requests(e);
-	if (!e->enabled || e->halted)
+	if (!e->enabled)
 		return (int)work;
 	start = now = nvemu_now_ns();
+	if (e->halted) /* interrupts held by coalescing still fire */
+		return (int)(work + interrupts(e, now));
 	if (e->feat_kato && now - e->last_keep_alive_ns > e->feat_kato * 1000000ull) {
 		nvemu_ctrl_fatal(e, "the keep alive timer expired");
 		return 1;
@@ -371,11 +397,13 @@ int nvemu_poll(void *ctx)
 		if (e->sq[q].live)
 			work += process_sq(e, q);
 	nvemu_backing_reap(e->store, nvemu_io_done, e);
+	if (e->naer_events && e->naer)
+		aer_flush(e);
 	now = nvemu_now_ns();
 	held = interrupts(e, now);
 	if (work)
 		e->busy_ns += now - start;
 	/* A completion due within the poller's longest sleep (~1 ms) or a held interrupt needs
 	 * the next pass soon: keep the thread awake. Later ones may wait for its back-off. */
-	return (int)(work + held + (next - now < 1000000 ? 1 : 0));
+	return (int)(work + held + (next <= now || next - now < 1000000 ? 1 : 0));
 }
