@@ -387,6 +387,10 @@ int nvemu_poll(void *ctx)
 	start = now = nvemu_now_ns();
 	if (e->halted) /* interrupts held by coalescing still fire */
 		return (int)(work + interrupts(e, now));
+	/* Without Bus Master Enable a PCI function must not start DMA (PCI 3.0, 6.2.2): the
+	 * queues wait, as on hardware. */
+	if (!udrv_vfu_bus_master(e->dev))
+		return (int)work;
 	if (e->feat_kato && now - e->last_keep_alive_ns > e->feat_kato * 1000000ull) {
 		nvemu_ctrl_fatal(e, "the keep alive timer expired");
 		return 1;
