@@ -248,6 +248,14 @@ static void connected_cb(void *ctx)
 	struct udrv_emu_nvme *e = ctx;
 
 	atomic_fetch_add(&e->cnt.connects, 1);
+	/* Config space outlives a client: the next one inherits the command register. */
+	atomic_store(&e->bus_master, udrv_vfu_bus_master(e->dev));
+}
+
+static void config_written_cb(void *ctx, unsigned off, size_t len)
+{
+	if (off <= 4 && off + len > 4) /* the command register's low byte */
+		nvemu_bus_master_changed(ctx);
 }
 
 /* The host's memory is gone: nothing it set up may be touched again. */
@@ -386,6 +394,7 @@ struct udrv_emu_nvme *udrv_emu_nvme_create(const struct udrv_emu_nvme_opts *opts
 		    .reset = reset_cb,
 		    .connected = connected_cb,
 		    .disconnected = disconnected_cb,
+		    .config_written = config_written_cb,
 		};
 		e->dev = udrv_vfu_create(&vo);
 		rc = e->dev ? setup_pci(e) : -errno;

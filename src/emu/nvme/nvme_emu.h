@@ -238,7 +238,9 @@ struct udrv_emu_nvme {
 	_Atomic uint32_t cc;
 	atomic_uint cc_edges; /* NVEMU_CC_*: transitions since the device thread looked */
 	atomic_uint cc_seq;
-	_Atomic uint32_t csts; /* written by the device thread */
+	_Atomic uint32_t csts;	/* written by the device thread */
+	atomic_bool bus_master; /* Bus Master Enable, as of the host's last config write */
+	atomic_bool in_pass;	/* the device thread is inside nvemu_poll() */
 
 	/* Device thread state. */
 	unsigned cc_seen; /* last cc_seq applied */
@@ -284,6 +286,9 @@ void nvemu_ctrl_fatal(struct udrv_emu_nvme *e, const char *why);
 
 /* queue.c: the poll function (device thread). */
 int nvemu_poll(void *ctx);
+/* The host wrote the command register (serving thread): when Bus Master Enable went off,
+ * returns only once the device thread can no longer start DMA. */
+void nvemu_bus_master_changed(struct udrv_emu_nvme *e);
 /* Complete cmd from sqid with status (status field) and dw0: posts now, or, with a latency
  * fault armed, later. Applies the completion faults. Device thread. */
 void nvemu_complete(struct udrv_emu_nvme *e, uint16_t sqid, uint16_t cid, uint16_t status,

@@ -5,6 +5,7 @@
  * coalescing (5.21.1.8), asynchronous events (5.2), and the fault hooks on completions.
  */
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
 
 #include "core/log_internal.h"
@@ -373,9 +374,8 @@ static void take_requests(struct udrv_emu_nvme *e)
 	}
 }
 
-int nvemu_poll(void *ctx)
+static int pass(struct udrv_emu_nvme *e, bool bus_master)
 {
-	struct udrv_emu_nvme *e = ctx;
 	uint64_t now, start, next = UINT64_MAX;
 	unsigned work = 0, held;
 
@@ -389,7 +389,7 @@ int nvemu_poll(void *ctx)
 		return (int)(work + interrupts(e, now));
 	/* Without Bus Master Enable a PCI function must not start DMA (PCI 3.0, 6.2.2): the
 	 * queues wait, as on hardware. */
-	if (!udrv_vfu_bus_master(e->dev))
+	if (!bus_master)
 		return (int)work;
 	if (e->feat_kato && now - e->last_keep_alive_ns > e->feat_kato * 1000000ull) {
 		nvemu_ctrl_fatal(e, "the keep alive timer expired");
@@ -410,4 +410,27 @@ int nvemu_poll(void *ctx)
 	/* A completion due within the poller's longest sleep (~1 ms) or a held interrupt needs
 	 * the next pass soon: keep the thread awake. Later ones may wait for its back-off. */
 	return (int)(work + held + (next <= now || next - now < 1000000 ? 1 : 0));
+}
+
+int nvemu_poll(void *ctx)
+{
+	struct udrv_emu_nvme *e = ctx;
+	int rc;
+
+	/* Both seq_cst, paired with nvemu_bus_master_changed(): either this pass sees Bus
+	 * Master Enable cleared, or the config write waits until the pass is over. */
+	atomic_store(&e->in_pass, true);
+	rc = pass(e, atomic_load(&e->bus_master));
+	atomic_store(&e->in_pass, false);
+	return rc;
+}
+
+void nvemu_bus_master_changed(struct udrv_emu_nvme *e)
+{
+	bool on = udrv_vfu_bus_master(e->dev);
+
+	atomic_store(&e->bus_master, on);
+	/* The host's config write completes only when no DMA can follow it. */
+	while (!on && atomic_load(&e->in_pass))
+		sched_yield();
 }
