@@ -170,13 +170,8 @@ static uint16_t create_cq(struct udrv_emu_nvme *e, const struct nvme_sqe *cmd)
 		return SC(NVME_SC_INVALID_FIELD);
 	if (cmd->prp1 & (NVEMU_PAGE - 1))
 		return SC(NVME_SC_PRP_INVALID_OFFSET);
-	e->cq[qid] = (struct nvemu_cq){.live = true,
-				       .ien = ien,
-				       .iv = iv,
-				       .size = size,
-				       .base = cmd->prp1,
-				       .phase = 1,
-				       .db_bad = UINT32_MAX};
+	e->cq[qid] = (struct nvemu_cq){
+	    .live = true, .ien = ien, .iv = iv, .size = size, .base = cmd->prp1, .phase = 1};
 	e->db[2u * qid + 1] = 0;
 	e->queues_created = true;
 	return 0;
@@ -198,8 +193,7 @@ static uint16_t create_sq(struct udrv_emu_nvme *e, const struct nvme_sqe *cmd)
 		return SC(NVME_SC_INVALID_FIELD);
 	if (cmd->prp1 & (NVEMU_PAGE - 1))
 		return SC(NVME_SC_PRP_INVALID_OFFSET);
-	e->sq[qid] = (struct nvemu_sq){
-	    .live = true, .cqid = cqid, .size = size, .base = cmd->prp1, .db_bad = UINT32_MAX};
+	e->sq[qid] = (struct nvemu_sq){.live = true, .cqid = cqid, .size = size, .base = cmd->prp1};
 	e->cq[cqid].nsq++;
 	e->db[2u * qid] = 0;
 	e->queues_created = true;

@@ -167,11 +167,11 @@ void nvemu_control_stop(struct nvemu_control *c);
 struct nvemu_sq {
 	bool live;
 	uint16_t cqid;
-	uint32_t size;	 /* entries */
-	uint64_t base;	 /* iova */
-	uint32_t head;	 /* next entry to fetch */
-	uint32_t tail;	 /* last valid doorbell value */
-	uint32_t db_bad; /* last out-of-range doorbell value reported */
+	uint32_t size;	  /* entries */
+	uint64_t base;	  /* iova */
+	uint32_t head;	  /* next entry to fetch */
+	uint32_t tail;	  /* last valid doorbell value */
+	uint32_t db_last; /* the doorbell as last seen (0 at creation) */
 };
 
 struct nvemu_cq {
@@ -181,7 +181,7 @@ struct nvemu_cq {
 	uint32_t size;
 	uint64_t base;
 	uint32_t tail, head; /* head: last valid doorbell value */
-	uint32_t db_bad;
+	uint32_t db_last;
 	uint8_t phase;
 	unsigned nsq;	     /* SQs that complete here */
 	unsigned owed;	     /* completions fetched for it and not yet posted */

@@ -256,22 +256,16 @@ static void bad_doorbell(struct udrv_emu_nvme *e)
 	    e, NVME_AER_DW0(NVME_AER_ERROR, NVME_AER_ERROR_INVALID_DB_VAL, NVME_LOG_LID_ERROR));
 }
 
-/* Read a doorbell; out-of-range values are reported once per change. */
-static bool read_db(struct udrv_emu_nvme *e, unsigned idx, uint32_t size, uint32_t *val,
-		    uint32_t *last_bad)
+/* Read a doorbell: true when it changed since *last (then *last is the new value). A bad
+ * value is thus reported once, however long the host leaves it there. */
+static bool db_changed(struct udrv_emu_nvme *e, unsigned idx, uint32_t *last)
 {
 	uint32_t v = __atomic_load_n(&e->db[idx], __ATOMIC_ACQUIRE);
 
-	if (v < size) {
-		*last_bad = UINT32_MAX;
-		*val = v;
-		return true;
-	}
-	if (v != *last_bad) {
-		*last_bad = v;
-		bad_doorbell(e);
-	}
-	return false;
+	if (v == *last)
+		return false;
+	*last = v;
+	return true;
 }
 
 static bool fetch(struct udrv_emu_nvme *e, struct nvemu_sq *sq, struct nvme_sqe *cmd)
@@ -294,10 +288,20 @@ static unsigned process_sq(struct udrv_emu_nvme *e, uint16_t qid)
 	unsigned n = 0;
 	uint32_t v;
 
-	if (read_db(e, 2u * qid, sq->size, &v, &sq->db_bad))
-		sq->tail = v;
-	if (cq->live && read_db(e, 2u * sq->cqid + 1, cq->size, &v, &cq->db_bad))
-		cq->head = v;
+	if (db_changed(e, 2u * qid, &sq->db_last)) {
+		if (sq->db_last < sq->size)
+			sq->tail = sq->db_last;
+		else
+			bad_doorbell(e);
+	}
+	/* A head may only move over entries we posted (5.2, Invalid Doorbell Write Value). */
+	if (cq->live && db_changed(e, 2u * sq->cqid + 1, &cq->db_last)) {
+		v = cq->db_last;
+		if (v < cq->size && (v + cq->size - cq->head) % cq->size <= cq_used(cq))
+			cq->head = v;
+		else
+			bad_doorbell(e);
+	}
 	while (sq->live && sq->head != sq->tail && n < SQ_BUDGET && !e->halted) {
 		struct nvme_sqe cmd;
 
