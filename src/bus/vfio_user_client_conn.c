@@ -421,12 +421,15 @@ static int negotiate(struct vu_conn *c)
 	iov = (struct iovec){offer, (size_t)n};
 	rc = vu_call(c, VFIO_USER_VERSION, &iov, 1, NULL, 0, &rep);
 	free(offer);
-	/* "[The server] closes the connection if it cannot support the advertised version." */
+	/* "[The server] closes the connection if it cannot support the advertised version."
+	 * A server busy with another client (udrv's, libvfio-user's) hangs up the same way,
+	 * and that is by far the likelier reason. */
 	if (rc == -ENODEV)
-		return udrv_err(EPROTONOSUPPORT,
-				"the vfio-user server at %s hung up on udrv's offer of protocol "
-				"%d.%d: check that it speaks vfio-user %d.x (see its log)",
-				c->path, VFIO_USER_MAJOR, VFIO_USER_MINOR, VFIO_USER_MAJOR);
+		return udrv_err(EBUSY,
+				"the vfio-user server at %s hung up at once: it is probably serving "
+				"another client (close that one first), or it does not speak "
+				"vfio-user %d.x (see its log)",
+				c->path, VFIO_USER_MAJOR);
 	if (rc < 0)
 		return vu_with_path(c, rc);
 	/* Twin-socket mode was not offered, so no fd belongs here; vu_msg_free() closes any. */

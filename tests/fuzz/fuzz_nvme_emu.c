@@ -797,7 +797,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	e = udrv_emu_nvme_create(&o);
 	if (!e)
 		FAIL("udrv_emu_nvme_create: %s", udrv_errmsg());
-	unlink(sock_path); /* never served: leave no file behind, even after a crash */
+	e->cc_sync = false; /* no device thread: nvemu_poll() is called here */
+	unlink(sock_path);  /* never served: leave no file behind, even after a crash */
 	atexit(cleanup);
 	if (e->nr_queues != NQ - 1 || e->mqes != 63)
 		FAIL("controller options not applied");

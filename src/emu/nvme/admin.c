@@ -91,7 +91,7 @@ static void identify_ctrl(struct udrv_emu_nvme *e, struct nvme_id_ctrl *id)
 	id->oncs = NVME_CTRL_ONCS_COMPARE | NVME_CTRL_ONCS_DSM | NVME_CTRL_ONCS_WRITE_ZEROES;
 	id->vwc = NVME_CTRL_VWC_PRESENT;
 	/* SGLs without alignment rules, bit buckets, SGLs longer than the transfer. */
-	id->sgls = 1u | 1u << 16 | 1u << 18;
+	id->sgls = 1u | NVME_CTRL_SGLS_BIT_BUCKET | NVME_CTRL_SGLS_OVERSIZE;
 	snprintf(id->subnqn, sizeof(id->subnqn), "nqn.2026-11.io.udrv:emu:%s", e->serial);
 	id->psd[0].mp = 2500; /* 25 W, in 0.01 W */
 }

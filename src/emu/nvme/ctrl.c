@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/log_internal.h"
 #include "emu/nvme/nvme_emu.h"
@@ -100,15 +101,25 @@ static void shutdown_ctrl(struct udrv_emu_nvme *e)
 	atomic_store(&e->csts, csts | NVME_CSTS_SHST_CMPLT << NVME_CSTS_SHST_SHIFT);
 }
 
+static void service_cc(struct udrv_emu_nvme *e);
+
 bool nvemu_ctrl_service(struct udrv_emu_nvme *e)
 {
 	/* Acquire: AQA/ASQ/ACQ written before CC are visible. */
 	unsigned seq = atomic_load_explicit(&e->cc_seq, memory_order_acquire);
-	uint32_t cc, old = e->cc_applied, edges;
 
 	if (seq == e->cc_seen)
 		return false;
 	e->cc_seen = seq;
+	service_cc(e);
+	atomic_store_explicit(&e->cc_done, seq, memory_order_release);
+	return true;
+}
+
+static void service_cc(struct udrv_emu_nvme *e)
+{
+	uint32_t cc, old = e->cc_applied, edges;
+
 	/* Edges latched by the serving thread: a disable followed by an enable before this
 	 * pass is still a reset, and a shutdown request is never missed. */
 	edges = atomic_exchange(&e->cc_edges, 0);
@@ -119,13 +130,12 @@ bool nvemu_ctrl_service(struct udrv_emu_nvme *e)
 		old &= ~(NVME_CC_EN_MASK << NVME_CC_EN_SHIFT);
 	}
 	if (!NVME_CC_EN(cc))
-		return true;
+		return;
 	if (!NVME_CC_EN(old))
 		enable(e, cc);
 	if (e->enabled && ((edges & NVEMU_CC_SHN_ROSE) || (NVME_CC_SHN(cc) != NVME_CC_SHN_NONE &&
 							   NVME_CC_SHN(old) == NVME_CC_SHN_NONE)))
 		shutdown_ctrl(e);
-	return true;
 }
 
 static uint32_t reg32(struct udrv_emu_nvme *e, uint64_t off)
@@ -161,6 +171,8 @@ static uint32_t reg32(struct udrv_emu_nvme *e, uint64_t off)
 
 static void set_reg32(struct udrv_emu_nvme *e, uint64_t off, uint32_t v)
 {
+	unsigned seq;
+
 	switch (off) {
 	case NVME_REG_INTMS:
 		e->intms |= v;
@@ -176,7 +188,14 @@ static void set_reg32(struct udrv_emu_nvme *e, uint64_t off, uint32_t v)
 		if (NVME_CC_SHN(old) == NVME_CC_SHN_NONE && NVME_CC_SHN(v) != NVME_CC_SHN_NONE)
 			atomic_fetch_or(&e->cc_edges, NVEMU_CC_SHN_ROSE);
 		/* Release: the device thread sees AQA/ASQ/ACQ as written before CC. */
-		atomic_fetch_add_explicit(&e->cc_seq, 1, memory_order_release);
+		seq = atomic_fetch_add_explicit(&e->cc_seq, 1, memory_order_release) + 1;
+		/* The write completes once the device thread applied it (at most one idle sleep,
+		 * ~1 ms), so CSTS read next reflects it: after a disable, CFS is gone. */
+		for (int i = 0; e->cc_sync && i < 2000; i++) {
+			if (atomic_load_explicit(&e->cc_done, memory_order_acquire) == seq)
+				break;
+			usleep(50);
+		}
 		break;
 	}
 	case NVME_REG_AQA:
@@ -238,6 +257,7 @@ static int reset_cb(void *ctx)
 	atomic_store(&e->cc_edges, 0);
 	e->cc_applied = 0;
 	e->cc_seen = atomic_load(&e->cc_seq);
+	atomic_store(&e->cc_done, e->cc_seen);
 	e->aqa = e->intms = 0;
 	e->asq = e->acq = 0;
 	return 0;
@@ -366,6 +386,7 @@ struct udrv_emu_nvme *udrv_emu_nvme_create(const struct udrv_emu_nvme_opts *opts
 		 (uint64_t)NVME_CAP_CSS_NVM << NVME_CAP_CSS_SHIFT;
 	derive_serial(e);
 	e->power_on_ns = nvemu_now_ns();
+	e->cc_sync = true;
 	e->pending = alloc_or_fail(NVEMU_PENDING * sizeof(*e->pending), &rc);
 	e->inflight = alloc_or_fail(NVEMU_INFLIGHT * sizeof(*e->inflight), &rc);
 	e->bounce = alloc_or_fail(NVEMU_MAX_XFER, &rc);

@@ -238,6 +238,8 @@ struct udrv_emu_nvme {
 	_Atomic uint32_t cc;
 	atomic_uint cc_edges; /* NVEMU_CC_*: transitions since the device thread looked */
 	atomic_uint cc_seq;
+	atomic_uint cc_done; /* the last cc_seq the device thread applied */
+	bool cc_sync;	     /* CC writes wait for cc_done (tests driving nvemu_poll() clear it) */
 	_Atomic uint32_t csts;	/* written by the device thread */
 	atomic_bool bus_master; /* Bus Master Enable, as of the host's last config write */
 	atomic_bool in_pass;	/* the device thread is inside nvemu_poll() */
