@@ -20,6 +20,7 @@ static const struct command commands[] = {
     {"bind", cmd_bind, "bind a device to vfio-pci, uio_pci_generic or its kernel driver"},
     {"unbind", cmd_unbind, "give a device back to its kernel driver"},
     {"emu", cmd_emu, "serve an emulated device (NVMe) over vfio-user, inject faults"},
+    {"nvme", cmd_nvme, "drive an NVMe controller: identify, verify data, measure performance"},
 };
 
 static void usage(FILE *f)

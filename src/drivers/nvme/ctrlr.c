@@ -15,8 +15,7 @@
 #include "core/log_internal.h"
 #include "drivers/nvme/nvme_internal.h"
 
-#define CLASS_NVME	 0x010802u
-#define ADMIN_TIMEOUT_MS 10000u
+#define CLASS_NVME 0x010802u
 
 uint64_t nvd_now_ns(void)
 {
@@ -182,9 +181,7 @@ static int admin_locked(struct udrv_nvme_ctrlr *c, struct nvme_sqe *cmd, void *b
 	udrv_dma_wmb(); /* the entry is visible before the doorbell */
 	nvd_doorbell(c, nvd_doorbell_addr(c, 0), 0, c->asq_tail);
 
-	end = nvd_now_ns() +
-	      (uint64_t)(c->timeout_ms > ADMIN_TIMEOUT_MS ? c->timeout_ms : ADMIN_TIMEOUT_MS) *
-		  1000000ull;
+	end = nvd_now_ns() + (uint64_t)c->timeout_ms * 1000000ull;
 	for (unsigned spins = 0;; spins++) {
 		volatile struct nvme_cqe *e = &c->acq[c->acq_head];
 		struct nvme_cqe cqe;
@@ -464,7 +461,7 @@ static int bring_up(struct udrv_nvme_ctrlr *c)
 	if (rc < 0)
 		return rc;
 	c->dom = udrv_device_domain(c->dev);
-	c->info.device = udrv_device_name(c->dev);
+	c->info.device = c->name;
 	c->info.backend = udrv_device_backend(c->dev);
 	if ((rc = check_class(c)) < 0 || (rc = map_bar(c)) < 0 || (rc = read_cap(c)) < 0)
 		return rc;

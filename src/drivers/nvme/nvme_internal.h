@@ -61,10 +61,11 @@ struct udrv_nvme_qpair {
 	uint16_t *free; /* stack of free slot indexes */
 	unsigned nfree;
 	unsigned outstanding;
-	uint64_t now_ns;	/* clock as of the last process_completions() */
-	uint64_t next_check_ns; /* next timeout scan */
-	void *lists;		/* entries pages: the slots' lists */
-	int efd;		/* MSI-X eventfd, or -1 */
+	uint64_t now_ns;	   /* clock as of the last process_completions() */
+	uint64_t next_check_ns;	   /* next timeout scan */
+	uint64_t last_progress_ns; /* last completion (or start from idle) */
+	void *lists;		   /* entries pages: the slots' lists */
+	int efd;		   /* MSI-X eventfd, or -1 */
 };
 
 struct udrv_nvme_ctrlr {

@@ -12,7 +12,8 @@
 #include "core/log_internal.h"
 #include "drivers/nvme/nvme_internal.h"
 
-#define TIMEOUT_SCAN_NS 1000000ull /* look for timeouts at most every 1 ms */
+#define TIMEOUT_SCAN_NS 1000000ull   /* look for timeouts at most every 1 ms */
+#define HEALTH_CHECK_NS 100000000ull /* read CSTS after 100 ms without a completion */
 
 /* Create I/O CQ then SQ (5.3, 5.4): the order the spec requires. */
 static int create_queues(struct udrv_nvme_qpair *qp)
@@ -86,14 +87,25 @@ static void put_sqe(struct udrv_nvme_qpair *qp, const struct nvme_sqe *cmd)
 int nvd_qpair_connect(struct udrv_nvme_qpair *qp)
 {
 	struct udrv_nvme_ctrlr *c = qp->c;
-	unsigned gen = atomic_load(&c->gen);
-	unsigned n = 0;
+	unsigned gen, n = 0;
+	int tries = 0;
 
-	if (atomic_load(&c->gone) || create_queues(qp) < 0) {
-		qp->dead = true;
-		fail_all(qp, -ENODEV);
-		return -ENODEV;
+	/* Another reset may land while we create the queues (a different thread's timeout):
+	 * then the queues are gone again and we start over, in the new generation. */
+	for (;;) {
+		gen = atomic_load(&c->gen);
+		if (atomic_load(&c->gone) || tries++ == 4) {
+			qp->dead = true;
+			fail_all(qp, -ENODEV);
+			return -ENODEV;
+		}
+		if (create_queues(qp) == 0 && atomic_load(&c->gen) == gen)
+			break;
+		if (atomic_load(&c->gen) == gen && nvd_ctrlr_reset(c, gen) < 0)
+			continue; /* gone: failed above */
 	}
+	qp->now_ns = nvd_now_ns(); /* a reset may have taken seconds */
+	qp->last_progress_ns = qp->now_ns;
 	qp->gen = gen;
 	for (uint32_t i = 0; i < qp->entries - 1; i++) {
 		struct nvd_slot *s = &qp->slots[i];
@@ -249,8 +261,10 @@ static inline void put_slot(struct udrv_nvme_qpair *qp, struct nvd_slot *s)
 
 static inline int submit(struct udrv_nvme_qpair *qp, struct nvd_slot *s)
 {
-	if (!qp->outstanding) /* idle until now: the last poll's clock may be old */
+	if (!qp->outstanding) { /* idle until now: the last poll's clock may be old */
 		qp->now_ns = nvd_now_ns();
+		qp->last_progress_ns = qp->now_ns;
+	}
 	s->state = NVD_OUTSTANDING;
 	s->deadline_ns = qp->now_ns + (uint64_t)qp->c->timeout_ms * 1000000ull;
 	qp->outstanding++;
@@ -396,6 +410,22 @@ int udrv_nvme_deallocate(struct udrv_nvme_qpair *qp, uint32_t nsid, uint64_t lba
 	return submit(qp, s);
 }
 
+/* No completion for a while with commands outstanding: is the controller still there, and
+ * healthy? A removed device or fatal status is acted on now, not at the timeout. */
+static int health_check(struct udrv_nvme_qpair *qp)
+{
+	int st = nvd_ctrlr_check(qp->c);
+
+	if (st < 0)
+		return revalidate(qp);
+	if (st > 0) {
+		nvd_log_bad(qp->c, "fatal status (CSTS.CFS) seen on queue %u", qp->qid);
+		nvd_ctrlr_reset(qp->c, qp->gen);
+		return revalidate(qp);
+	}
+	return 0;
+}
+
 /* A command passed its deadline: Abort it (5.1); if that fails or the controller reports
  * fatal status, reset the controller. Slow path. */
 static int handle_timeout(struct udrv_nvme_qpair *qp, struct nvd_slot *s)
@@ -403,7 +433,7 @@ static int handle_timeout(struct udrv_nvme_qpair *qp, struct nvd_slot *s)
 	struct udrv_nvme_ctrlr *c = qp->c;
 	unsigned gen = qp->gen;
 	struct udrv_nvme_cpl cpl;
-	int fatal = nvd_ctrlr_check(c);
+	int fatal = nvd_ctrlr_check(c), rc;
 
 	atomic_fetch_add(&c->st.timeouts, 1);
 	nvd_log_bad(c, "command %02xh (cid %u) on queue %u timed out after %u ms", s->cmd.opc,
@@ -415,7 +445,9 @@ static int handle_timeout(struct udrv_nvme_qpair *qp, struct nvd_slot *s)
 					 .cdw10 = (uint32_t)s->cid << 16 | qp->qid};
 
 		atomic_fetch_add(&c->st.aborts, 1);
-		if (nvd_admin(c, &abort, NULL, 0, false, &cpl) == 0 && !(cpl.dw0 & 1)) {
+		rc = nvd_admin(c, &abort, NULL, 0, false, &cpl);
+		qp->now_ns = nvd_now_ns(); /* the Abort may have waited for its own timeout */
+		if (rc == 0 && !(cpl.dw0 & 1)) {
 			/* Aborted: its own completion follows, reported as a timeout. */
 			s->state = NVD_TIMED_OUT;
 			s->deadline_ns = qp->now_ns + (uint64_t)c->timeout_ms * 1000000ull;
@@ -496,9 +528,16 @@ int udrv_nvme_process_completions(struct udrv_nvme_qpair *qp, unsigned max)
 	if (qp->outstanding) {
 		/* Timeouts are coarse: the clock is read once per poll, not per command. */
 		qp->now_ns = nvd_now_ns();
+		if (n)
+			qp->last_progress_ns = qp->now_ns;
 		if (qp->now_ns >= qp->next_check_ns) {
 			qp->next_check_ns = qp->now_ns + TIMEOUT_SCAN_NS;
 			rc = scan_timeouts(qp);
+			if (rc == 0 && qp->outstanding &&
+			    qp->now_ns - qp->last_progress_ns >= HEALTH_CHECK_NS) {
+				qp->last_progress_ns = qp->now_ns; /* next check in as long */
+				rc = health_check(qp);
+			}
 			if (rc < 0)
 				return rc;
 		}
