@@ -39,6 +39,7 @@ bench:
 	@$(CMAKE_GEN) -B build-bench -DUDRV_BENCH=ON -DCMAKE_BUILD_TYPE=Release >/dev/null
 	@cmake --build build-bench -j $(JOBS)
 	@build-bench/bench/ring_bench
+	@bench/nvme_bench.sh build-bench
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')

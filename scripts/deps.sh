@@ -7,7 +7,7 @@ set -eu
 
 pkgs_build="build-essential cmake pkg-config clang libclang-rt-14-dev libpci-dev pci.ids libjson-c-dev libnvme-dev liburing-dev"
 pkgs_vm="qemu-system-x86 busybox-static cpio kmod socat"
-pkgs_bench="libdpdk-dev"
+pkgs_bench="libdpdk-dev valgrind"
 
 want=""
 for g in "$@"; do

@@ -117,7 +117,7 @@ static int sgl_build(struct udrv_dma_domain *dom, struct nvme_sqe *cmd, const st
 int nvd_iov_build(struct udrv_dma_domain *dom, struct nvme_sqe *cmd, const struct iovec *iov,
 		  unsigned iovcnt, size_t len, bool sgl, uint64_t *list, uint64_t list_iova)
 {
-	uint64_t prp[1];
+	uint64_t prp[1] = {0};
 	size_t total = 0;
 	unsigned n = 0;
 	int rc = 0;
