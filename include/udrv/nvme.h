@@ -27,8 +27,9 @@
  *
  * Buffers: data buffers must be DMA memory of the controller's domain
  * (udrv_nvme_dma_alloc(), udrv_dma_zalloc(udrv_nvme_domain(c), ...), or a mempool in it);
- * anything else is refused with -EFAULT. Transfers are at most
- * udrv_nvme_ctrlr_info.max_xfer bytes: split larger ones.
+ * anything else is refused with -EFAULT. A buffer must start on a 4-byte boundary (PRP
+ * rules, NVMe 1.4 4.3) unless the controller takes SGLs (info.sgl), which describe any
+ * address. Transfers are at most udrv_nvme_ctrlr_info.max_xfer bytes: split larger ones.
  *
  * Errors: 0 (or a count) on success, a negative errno on failure, or NULL with errno;
  * udrv_errmsg() holds one sentence saying what to do (not on the submit/complete fast
@@ -147,9 +148,10 @@ void udrv_nvme_qpair_destroy(struct udrv_nvme_qpair *qp);
 
 /*
  * Submit a command; its callback runs later from udrv_nvme_process_completions() on this
- * queue pair (never from inside the submit call). buf: DMA memory of nlb blocks (read:
- * filled, write/compare: sent). Returns 0, or:
- *   -EAGAIN  the queue pair is full: process completions, then retry;
+ * queue pair (never from inside a submit call, not even other commands' callbacks). buf: DMA
+ * memory of nlb blocks (read: filled, write/compare: sent). Returns 0, or:
+ *   -EAGAIN  the queue pair is full, or must reconnect after a controller reset: process
+ *            completions, then retry;
  *   -EINVAL  bad namespace, range (beyond the namespace), nlb 0 or over max_xfer;
  *   -EFAULT  buf is not DMA memory of this controller's domain;
  *   -ENODEV  the controller is gone.
@@ -177,9 +179,12 @@ int udrv_nvme_deallocate(struct udrv_nvme_qpair *qp, uint32_t nsid, uint64_t lba
 
 /*
  * Reap up to max completions (0: all available) and run their callbacks, which may submit
- * again. Also notices timeouts and a reset controller (then reconnects this queue pair).
- * Never blocks on the device. Returns the number of commands completed, or -ENODEV once
- * the controller is gone (after failing every outstanding command).
+ * again. Also stamps and checks timeouts (about every millisecond; a command's timeout
+ * starts at the first poll after its submission), reads CSTS after 100 ms without a
+ * completion, and reconnects this queue pair after a controller reset. Never waits for the
+ * device, except for the admin commands of a recovery (Abort, reset). Returns the number of
+ * callbacks run (completions, plus commands a recovery failed), or -ENODEV once the
+ * controller is gone (after failing every outstanding command with -ENODEV).
  */
 int udrv_nvme_process_completions(struct udrv_nvme_qpair *qp, unsigned max);
 

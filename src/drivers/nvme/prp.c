@@ -126,8 +126,10 @@ int nvd_iov_build(struct udrv_dma_domain *dom, struct nvme_sqe *cmd, const struc
 		total += iov[i].iov_len;
 	if (!iovcnt || total != len)
 		return -EINVAL;
-	if (iovcnt == 1)
-		return nvd_prp_build(dom, cmd, iov[0].iov_base, len, list, list_iova);
+	if (iovcnt == 1) {
+		rc = nvd_prp_build(dom, cmd, iov[0].iov_base, len, list, list_iova);
+		return rc == -EINVAL && sgl ? sgl_build(dom, cmd, iov, 1, list, list_iova) : rc;
+	}
 	/* PRPs: the first entry goes to PRP1, the rest to the list; every buffer but the
 	 * first starts on a page, every one but the last ends on one. */
 	for (unsigned i = 0; i < iovcnt && rc == 0; i++) {

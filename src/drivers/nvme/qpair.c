@@ -75,6 +75,13 @@ static void fail_all(struct udrv_nvme_qpair *qp, int rc)
 			finish(qp, &qp->slots[i], rc, 0, 0);
 }
 
+/* Submitting on a queue pair that must reconnect first, or whose controller is gone: the
+ * callbacks that involves run from process_completions(), never inside a submit call. */
+static int stale_submit(const struct udrv_nvme_qpair *qp)
+{
+	return qp->dead || atomic_load(&qp->c->gone) ? -ENODEV : -EAGAIN;
+}
+
 static void put_sqe(struct udrv_nvme_qpair *qp, const struct nvme_sqe *cmd)
 {
 	qp->sq[qp->sq_tail] = *cmd;
@@ -111,7 +118,7 @@ int nvd_qpair_connect(struct udrv_nvme_qpair *qp)
 		struct nvd_slot *s = &qp->slots[i];
 
 		if (s->state == NVD_OUTSTANDING) {
-			s->deadline_ns = qp->now_ns + (uint64_t)c->timeout_ms * 1000000ull;
+			s->deadline_ns = 0; /* stamped by the next timeout scan */
 			put_sqe(qp, &s->cmd);
 			n++;
 		}
@@ -122,10 +129,13 @@ int nvd_qpair_connect(struct udrv_nvme_qpair *qp)
 		nvd_doorbell(c, qp->sq_db, 2u * qp->qid, qp->sq_tail);
 	}
 	/* Last: their callbacks may submit, and those commands must not be resubmitted. */
+	n = 0;
 	for (uint32_t i = 0; i < qp->entries - 1; i++)
-		if (qp->slots[i].state == NVD_TIMED_OUT)
+		if (qp->slots[i].state == NVD_TIMED_OUT) {
 			finish(qp, &qp->slots[i], -ETIMEDOUT, 0, 0);
-	return 0;
+			n++;
+		}
+	return (int)n;
 }
 
 struct udrv_nvme_qpair *udrv_nvme_qpair_create(struct udrv_nvme_ctrlr *c, unsigned entries)
@@ -215,7 +225,8 @@ void udrv_nvme_qpair_destroy(struct udrv_nvme_qpair *qp)
 	free(qp);
 }
 
-/* The slow path every call checks first: a reset happened, or the controller is gone. */
+/* The slow path process_completions() checks first: a reset happened (reconnect; returns
+ * how many commands that completed), or the controller is gone (-ENODEV, all failed). */
 static int revalidate(struct udrv_nvme_qpair *qp)
 {
 	if (qp->dead)
@@ -261,12 +272,12 @@ static inline void put_slot(struct udrv_nvme_qpair *qp, struct nvd_slot *s)
 
 static inline int submit(struct udrv_nvme_qpair *qp, struct nvd_slot *s)
 {
-	if (!qp->outstanding) { /* idle until now: the last poll's clock may be old */
-		qp->now_ns = nvd_now_ns();
-		qp->last_progress_ns = qp->now_ns;
-	}
+	if (!qp->outstanding)
+		qp->last_progress_ns = 0; /* busy from now: the next poll starts the clock */
 	s->state = NVD_OUTSTANDING;
-	s->deadline_ns = qp->now_ns + (uint64_t)qp->c->timeout_ms * 1000000ull;
+	/* No clock here: the next timeout scan (within ~1 ms of polling) stamps the deadline,
+	 * so a caller that polls rarely never sees a healthy command time out. */
+	s->deadline_ns = 0;
 	qp->outstanding++;
 	put_sqe(qp, &s->cmd);
 	udrv_dma_wmb(); /* the entry is visible to the controller before the doorbell */
@@ -297,8 +308,8 @@ static int rw(struct udrv_nvme_qpair *qp, uint8_t opc, uint32_t nsid, const void
 	size_t len;
 	int rc;
 
-	if (__builtin_expect(stale(qp), 0) && (rc = revalidate(qp)) < 0)
-		return rc;
+	if (__builtin_expect(stale(qp), 0))
+		return stale_submit(qp);
 	if (nsid == 0 || nsid > c->nr_ns)
 		return -EINVAL;
 	rc = check_range(qp, nsid, lba, nlb, c->info.max_xfer / c->ns[nsid - 1].block_size);
@@ -311,6 +322,12 @@ static int rw(struct udrv_nvme_qpair *qp, uint8_t opc, uint32_t nsid, const void
 	rc = iov ? nvd_iov_build(c->dom, &s->cmd, iov, iovcnt, len, c->info.sgl, s->list,
 				 s->list_iova)
 		 : nvd_prp_build(c->dom, &s->cmd, buf, len, s->list, s->list_iova);
+	if (__builtin_expect(rc == -EINVAL && !iov && c->info.sgl, 0)) {
+		/* Not dword aligned: PRPs cannot say it, an SGL can (4.4). */
+		struct iovec one = {(void *)buf, len};
+
+		rc = nvd_iov_build(c->dom, &s->cmd, &one, 1, len, true, s->list, s->list_iova);
+	}
 	if (rc < 0) {
 		put_slot(qp, s);
 		return rc;
@@ -356,10 +373,9 @@ static int nodata(struct udrv_nvme_qpair *qp, uint8_t opc, uint32_t nsid, uint32
 		  uint32_t cdw11, uint32_t cdw12, udrv_nvme_cb cb, void *arg)
 {
 	struct nvd_slot *s;
-	int rc;
 
-	if (__builtin_expect(stale(qp), 0) && (rc = revalidate(qp)) < 0)
-		return rc;
+	if (__builtin_expect(stale(qp), 0))
+		return stale_submit(qp);
 	s = get_slot(qp, opc, nsid, cb, arg);
 	if (!s)
 		return -EAGAIN;
@@ -396,8 +412,8 @@ int udrv_nvme_deallocate(struct udrv_nvme_qpair *qp, uint32_t nsid, uint64_t lba
 
 	if (rc < 0)
 		return rc;
-	if (__builtin_expect(stale(qp), 0) && (rc = revalidate(qp)) < 0)
-		return rc;
+	if (__builtin_expect(stale(qp), 0))
+		return stale_submit(qp);
 	s = get_slot(qp, nvme_cmd_dsm, nsid, cb, arg);
 	if (!s)
 		return -EAGAIN;
@@ -460,21 +476,33 @@ static int handle_timeout(struct udrv_nvme_qpair *qp, struct nvd_slot *s)
 	return revalidate(qp);
 }
 
+/* Stamp new commands' deadlines and handle the ones past theirs. Returns how many
+ * commands completed meanwhile (failed by a reconnect), or -ENODEV. */
 static int scan_timeouts(struct udrv_nvme_qpair *qp)
 {
+	uint64_t timeout = (uint64_t)qp->c->timeout_ms * 1000000ull;
+	int done = 0;
+
 	for (uint32_t i = 0; i < qp->entries - 1; i++) {
 		struct nvd_slot *s = &qp->slots[i];
+		int rc;
 
-		if (s->state != NVD_FREE && s->deadline_ns <= qp->now_ns) {
-			int rc = handle_timeout(qp, s);
-
-			if (rc < 0)
-				return rc;
-			if (qp->gen != atomic_load(&qp->c->gen) || !qp->outstanding)
-				return 0;
+		if (s->state == NVD_FREE)
+			continue;
+		if (!s->deadline_ns) {
+			s->deadline_ns = qp->now_ns + timeout;
+			continue;
 		}
+		if (s->deadline_ns > qp->now_ns)
+			continue;
+		rc = handle_timeout(qp, s);
+		if (rc < 0)
+			return rc;
+		done += rc;
+		if (qp->gen != atomic_load(&qp->c->gen) || !qp->outstanding)
+			break;
 	}
-	return 0;
+	return done;
 }
 
 int udrv_nvme_process_completions(struct udrv_nvme_qpair *qp, unsigned max)
@@ -483,8 +511,12 @@ int udrv_nvme_process_completions(struct udrv_nvme_qpair *qp, unsigned max)
 	unsigned n = 0;
 	int rc;
 
-	if (__builtin_expect(stale(qp), 0) && (rc = revalidate(qp)) < 0)
-		return rc;
+	if (__builtin_expect(stale(qp), 0)) {
+		rc = revalidate(qp);
+		if (rc < 0)
+			return rc;
+		n = (unsigned)rc;
+	}
 	if (!max)
 		max = UINT32_MAX;
 	while (n < max) {
@@ -528,18 +560,22 @@ int udrv_nvme_process_completions(struct udrv_nvme_qpair *qp, unsigned max)
 	if (qp->outstanding) {
 		/* Timeouts are coarse: the clock is read once per poll, not per command. */
 		qp->now_ns = nvd_now_ns();
-		if (n)
+		if (n || !qp->last_progress_ns)
 			qp->last_progress_ns = qp->now_ns;
 		if (qp->now_ns >= qp->next_check_ns) {
 			qp->next_check_ns = qp->now_ns + TIMEOUT_SCAN_NS;
 			rc = scan_timeouts(qp);
-			if (rc == 0 && qp->outstanding &&
+			if (rc >= 0 && qp->outstanding &&
 			    qp->now_ns - qp->last_progress_ns >= HEALTH_CHECK_NS) {
+				int h;
+
 				qp->last_progress_ns = qp->now_ns; /* next check in as long */
-				rc = health_check(qp);
+				h = health_check(qp);
+				rc = h < 0 ? h : rc + h;
 			}
 			if (rc < 0)
 				return rc;
+			n += (unsigned)rc;
 		}
 	}
 	return (int)n;
