@@ -26,6 +26,7 @@ struct udrv_nvme_cpl;
 int cmd_nvme_identify(int argc, char **argv);
 int cmd_nvme_verify(int argc, char **argv);
 int cmd_nvme_perf(int argc, char **argv);
+int cmd_nvme_rw(int argc, char **argv); /* read and write */
 
 /* Open DEVICE asking for io_queues queue pairs (0: the driver's default). 0 and *c, or 1
  * with the reason printed as "udrv: nvme CMD: ...". */

@@ -37,6 +37,8 @@ static void nvme_usage(FILE *f)
 		"  identify  the controller, its namespaces and its SMART/health log\n"
 		"  verify    write LBA-tagged patterns, read them back and compare (overwrites)\n"
 		"  perf      measure IOPS, throughput and latency with queue pairs on threads\n"
+		"  read      raw blocks to a file or standard output\n"
+		"  write     raw blocks from a file or standard input (overwrites)\n"
 		"\n"
 		"`udrv nvme <command> --help` describes a command and its options.\n");
 }
@@ -57,6 +59,8 @@ int cmd_nvme(int argc, char **argv)
 		return cmd_nvme_verify(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "perf"))
 		return cmd_nvme_perf(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "read") || !strcmp(argv[1], "write"))
+		return cmd_nvme_rw(argc - 1, argv + 1);
 	fprintf(stderr,
 		"udrv nvme: '%s' is not an nvme command; run `udrv nvme --help` for the list\n",
 		argv[1]);
