@@ -5,9 +5,12 @@
 
 #include <udrv/device.h>
 #include <udrv/dma.h>
+#include <udrv/emu_nvme.h>
 #include <udrv/log.h>
 #include <udrv/mempool.h>
+#include <udrv/nvme.h>
 #include <udrv/pci.h>
 #include <udrv/ring.h>
+#include <udrv/vfio_user_server.h>
 
 #endif

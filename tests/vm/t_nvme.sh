@@ -1,6 +1,7 @@
 # udrv's NVMe driver on QEMU's NVMe through real VFIO, the IOMMU translating: identify, verify,
 # a short perf, and byte-for-byte agreement with the kernel's nvme driver in both directions;
-# `udrv unbind` gives the controller back to the kernel.
+# DMA aimed at memory udrv did not map is blocked by the IOMMU; `udrv unbind` gives the
+# controller back to the kernel.
 # vm-timeout: 300
 . /lib-guest.sh
 
@@ -12,6 +13,13 @@ ok "udrv nvme identify through VFIO"
 udrv nvme identify $NVME --json >/tmp/id.json
 grep -q '"QEMU NVMe Ctrl' /tmp/id.json || fail "udrv nvme identify --json"
 ok "udrv nvme identify --json"
+
+dmesg -c >/dev/null
+udrv-vmtest nvme-confine $NVME || fail "confinement"
+sleep 0.2
+dmesg | grep -i "DMAR.*fault" | head -n 3 | sed 's/^/vmtest: dmesg: /'
+dmesg | grep -qi "DMAR.*fault" || fail "no DMAR fault: the DMA to an unmapped IOVA was not blocked"
+ok "the IOMMU blocked the controller's DMA to an IOVA udrv never mapped"
 
 udrv nvme verify $NVME -q 16 -o 64K || fail "udrv nvme verify over VFIO"
 ok "udrv nvme verify: every block of the namespace written, read back and compared"

@@ -6,6 +6,7 @@
  *   udrv-vmtest probe ADDR nvme|e1000e|virtio-net   open, config, BAR, DMA, MSI-X checks
  *   udrv-vmtest nvme-dma ADDR [expect-blocked]       Identify through DMA + MSI-X delivery
  *   udrv-vmtest hotplug ADDR                         wait for the kernel's request, release
+ *   udrv-vmtest nvme-confine ADDR                    DMA aimed at an unmapped IOVA is blocked
  *
  * Prints "vmtest: ..." lines (the harness shows them) and exits 0 only if every check held.
  */
@@ -368,6 +369,55 @@ static int hotplug(const char *addr)
 	return failures ? 1 : 0;
 }
 
+/*
+ * Confinement: an Identify whose data pointer is an IOVA udrv never mapped (1 GiB above the
+ * driver's own buffer). The IOMMU must block the write (the harness prints the DMAR fault);
+ * QEMU 7.2 may still complete the command with success, so the check is on data: the
+ * driver's own memory right below is untouched, and the controller keeps working.
+ */
+static int nvme_confine(const char *addr)
+{
+	struct udrv_nvme_ctrlr *c;
+	struct udrv_nvme_cpl cpl = {0};
+	uint32_t cmd[16] = {0};
+	uint8_t *canary, *id;
+	uint64_t bad;
+	int rc = udrv_nvme_open(addr, NULL, &c);
+	bool intact = true;
+
+	if (rc < 0) {
+		say("FAIL udrv_nvme_open %s: %s", addr, udrv_errmsg());
+		return 1;
+	}
+	canary = udrv_nvme_dma_alloc(c, 4096);
+	id = malloc(4096);
+	if (!canary || !id) {
+		say("FAIL allocation");
+		return 1;
+	}
+	memset(canary, 0x5a, 4096);
+	bad = udrv_dma_iova(udrv_nvme_domain(c), canary) + (1ull << 30);
+	cmd[0] = 0x06;		/* Identify (NVMe 1.4, 5.15) */
+	cmd[6] = (uint32_t)bad; /* PRP1: never mapped */
+	cmd[7] = (uint32_t)(bad >> 32);
+	cmd[10] = 1; /* the controller data structure */
+	rc = udrv_nvme_admin(c, cmd, NULL, 0, false, &cpl);
+	say("info Identify to unmapped IOVA 0x%llx: rc %d, status 0x%x (the device may not know)",
+	    (unsigned long long)bad, rc, cpl.status);
+	for (int i = 0; i < 4096; i++)
+		intact &= canary[i] == 0x5a;
+	check(intact, "the driver's memory next to the target is untouched");
+	memset(cmd, 0, sizeof(cmd));
+	cmd[0] = 0x06;
+	cmd[10] = 1;
+	rc = udrv_nvme_admin(c, cmd, id, 4096, false, &cpl);
+	check(rc == 0 && !memcmp(id + 24, "QEMU NVMe Ctrl", 14),
+	      "the controller still works: Identify to mapped memory reads \"%.14s\"", id + 24);
+	free(id);
+	udrv_nvme_close(c);
+	return failures ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 4 && !strcmp(argv[1], "probe"))
@@ -376,8 +426,11 @@ int main(int argc, char **argv)
 		return nvme_dma(argv[2], argc >= 4 && !strcmp(argv[3], "expect-blocked"));
 	if (argc >= 3 && !strcmp(argv[1], "hotplug"))
 		return hotplug(argv[2]);
+	if (argc >= 3 && !strcmp(argv[1], "nvme-confine"))
+		return nvme_confine(argv[2]);
 	fprintf(stderr, "usage: udrv-vmtest probe ADDR nvme|e1000e|virtio-net\n"
 			"       udrv-vmtest nvme-dma ADDR [expect-blocked]\n"
-			"       udrv-vmtest hotplug ADDR\n");
+			"       udrv-vmtest hotplug ADDR\n"
+			"       udrv-vmtest nvme-confine ADDR\n");
 	return 2;
 }
