@@ -134,6 +134,15 @@ int udrv_device_config_read32(struct udrv_device *dev, unsigned off, uint32_t *v
 int udrv_device_config_write16(struct udrv_device *dev, unsigned off, uint16_t val);
 int udrv_device_config_write32(struct udrv_device *dev, unsigned off, uint32_t val);
 
+/*
+ * Whether an access to a mapped region faulted because the kernel revoked the mapping (the
+ * device was removed, or its memory space disabled). Mapped regions are guarded: such an
+ * access does not kill the process with SIGBUS; the page reads as all ones from then on,
+ * as a removed PCIe device does, and this returns true. A driver that sees all-ones
+ * registers should ask, then fail its I/O with -ENODEV. Thread: any.
+ */
+bool udrv_device_removed(const struct udrv_device *dev);
+
 /* Set or clear Bus Master Enable (PCI command register bit 2); needed before any DMA. */
 int udrv_device_set_bus_master(struct udrv_device *dev, bool enable);
 

@@ -135,6 +135,8 @@ struct udrv_nvme_cpl {
 	uint16_t status; /* NVMe status field: DNR << 14 | SCT << 8 | SC; 0 on success */
 	uint32_t dw0;	 /* command specific (completion dword 0) */
 };
+/* A callback may submit on its queue pair; it must not destroy that queue pair or close the
+ * controller (do that after process_completions() returns). */
 typedef void (*udrv_nvme_cb)(void *arg, const struct udrv_nvme_cpl *cpl);
 
 /*
@@ -164,7 +166,7 @@ int udrv_nvme_compare(struct udrv_nvme_qpair *qp, uint32_t nsid, const void *buf
 		      uint32_t nlb, udrv_nvme_cb cb, void *arg);
 /* Scatter-gather: iov buffers (DMA memory) totalling nlb blocks. Every buffer but the first
  * must start on a 4 KiB page, every one but the last must end on one (PRP rules), unless the
- * controller takes SGLs, which describe any buffers. */
+ * controller takes SGLs, which describe any buffers. No buffer may be empty. */
 int udrv_nvme_readv(struct udrv_nvme_qpair *qp, uint32_t nsid, const struct iovec *iov,
 		    unsigned iovcnt, uint64_t lba, uint32_t nlb, udrv_nvme_cb cb, void *arg);
 int udrv_nvme_writev(struct udrv_nvme_qpair *qp, uint32_t nsid, const struct iovec *iov,

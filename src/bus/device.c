@@ -100,6 +100,8 @@ int udrv_device_open(const char *name, const struct udrv_device_opts *opts,
 	if (!dev)
 		return udrv_err(ENOMEM, "out of memory");
 	dev->flags = opts ? opts->flags : 0;
+	for (unsigned i = 0; i < UDRV_REGION_MAX; i++)
+		dev->guard[i] = -1;
 
 	if (starts_with(name, "vfio-user:", &rest)) {
 		if (strlen(rest) >= sizeof(dev->name)) {
@@ -164,9 +166,11 @@ void udrv_device_close(struct udrv_device *dev)
 {
 	if (!dev)
 		return;
-	for (unsigned i = 0; i < UDRV_REGION_MAX; i++)
+	for (unsigned i = 0; i < UDRV_REGION_MAX; i++) {
+		udrv_bar_guard_remove(dev->guard[i]);
 		if (dev->region_map[i])
 			munmap(dev->region_map[i], dev->regions[i].size);
+	}
 	dev->ops->close(dev);
 	udrv_dma_domain_destroy(dev->dom);
 	give_back(dev);
@@ -266,7 +270,20 @@ void *udrv_device_region_map(struct udrv_device *dev, unsigned index)
 		}
 	}
 	dev->region_map[index] = base;
+	/* A revoked mapping (removal, memory space off) must not kill the process. */
+	dev->guard[index] = udrv_bar_guard_add(base, ri->size);
+	if (dev->guard[index] < 0)
+		udrv_warn("%s: region %u is mapped without a SIGBUS guard: %s", dev->name, index,
+			  udrv_errmsg());
 	return base;
+}
+
+bool udrv_device_removed(const struct udrv_device *dev)
+{
+	for (unsigned i = 0; dev && i < UDRV_REGION_MAX; i++)
+		if (udrv_bar_guard_hit(dev->guard[i]))
+			return true;
+	return false;
 }
 
 int udrv_device_map_fixed(const struct udrv_device *dev, unsigned index, void *addr, size_t len,

@@ -46,8 +46,14 @@ struct udrv_device {
 	struct udrv_region_info regions[UDRV_REGION_MAX];
 	bool region_valid[UDRV_REGION_MAX];
 	void *region_map[UDRV_REGION_MAX];
-	void *priv; /* backend state */
+	int guard[UDRV_REGION_MAX]; /* bar_guard.c slot of each mapped region, or -1 */
+	void *priv;		    /* backend state */
 };
+
+/* bar_guard.c: SIGBUS guard for mapped regions (see there). add returns a slot or -errno. */
+int udrv_bar_guard_add(void *base, size_t len);
+void udrv_bar_guard_remove(int slot);
+bool udrv_bar_guard_hit(int slot);
 
 /*
  * For region_map_area(): map len bytes of fd at fd_off exactly at addr (inside the

@@ -42,6 +42,27 @@ static void mark_gone(struct udrv_nvme_ctrlr *c)
 		udrv_warn("nvme %s: the controller is gone; failing its I/O with -ENODEV", c->name);
 }
 
+bool nvd_ctrlr_removal(struct udrv_nvme_ctrlr *c)
+{
+	uint64_t v;
+
+	if (atomic_load(&c->gone))
+		return true;
+	/* The kernel asks for the device back (hot-unplug, VFIO's request interrupt): let go,
+	 * so that it can be removed, rather than hold the kernel waiting. */
+	if (c->req_fd >= 0 && read(c->req_fd, &v, sizeof(v)) == sizeof(v)) {
+		udrv_warn("nvme %s: the kernel asks for the device back (hot-unplug); releasing it",
+			  c->name);
+		mark_gone(c);
+		return true;
+	}
+	if (udrv_device_removed(c->dev)) {
+		mark_gone(c);
+		return true;
+	}
+	return false;
+}
+
 int nvd_reg_read32(struct udrv_nvme_ctrlr *c, unsigned off, uint32_t *v)
 {
 	int rc;
@@ -50,14 +71,18 @@ int nvd_reg_read32(struct udrv_nvme_ctrlr *c, unsigned off, uint32_t *v)
 		return -ENODEV;
 	if (c->regs_mapped) {
 		*v = udrv_mmio_read32(c->bar + off);
-		/* All ones: a surprise-removed PCIe device (reads complete with UR). */
-		if (*v == UINT32_MAX && off == NVME_REG_CSTS) {
+		/* All ones: a surprise-removed PCIe device (reads complete with UR), or a mapping
+		 * the kernel revoked (udrv's SIGBUS guard put all ones there). */
+		if (*v == UINT32_MAX && (off == NVME_REG_CSTS || udrv_device_removed(c->dev))) {
 			mark_gone(c);
 			return -ENODEV;
 		}
 		return 0;
 	}
+	/* By message (vfio-user): one request at a time per device (device.h). */
+	pthread_mutex_lock(&c->reg_lock);
 	rc = udrv_device_region_read(c->dev, UDRV_REGION_BAR0, off, v, 4);
+	pthread_mutex_unlock(&c->reg_lock);
 	if (rc < 0) {
 		mark_gone(c);
 		return -ENODEV;
@@ -67,31 +92,42 @@ int nvd_reg_read32(struct udrv_nvme_ctrlr *c, unsigned off, uint32_t *v)
 
 int nvd_reg_write32(struct udrv_nvme_ctrlr *c, unsigned off, uint32_t v)
 {
+	int rc;
+
 	if (atomic_load(&c->gone))
 		return -ENODEV;
 	if (c->regs_mapped) {
 		udrv_mmio_write32(c->bar + off, v);
 		return 0;
 	}
-	if (udrv_device_region_write(c->dev, UDRV_REGION_BAR0, off, &v, 4) < 0) {
+	pthread_mutex_lock(&c->reg_lock);
+	rc = udrv_device_region_write(c->dev, UDRV_REGION_BAR0, off, &v, 4);
+	pthread_mutex_unlock(&c->reg_lock);
+	if (rc < 0) {
 		mark_gone(c);
 		return -ENODEV;
 	}
 	return 0;
 }
 
+static uint64_t db_off(const struct udrv_nvme_ctrlr *c, unsigned idx)
+{
+	return NVME_DB_BASE + (uint64_t)idx * (4u << c->dstrd); /* 3.1.24: CAP.DSTRD stride */
+}
+
 volatile uint32_t *nvd_doorbell_addr(struct udrv_nvme_ctrlr *c, unsigned idx)
 {
-	return c->db_mapped ? (volatile uint32_t *)(c->bar + NVME_DB_BASE + idx * (4u << c->dstrd))
-			    : NULL;
+	uint64_t off = db_off(c, idx);
+
+	return c->db_mapped && off + 4 <= c->db_end ? (volatile uint32_t *)(c->bar + off) : NULL;
 }
 
 void nvd_doorbell(struct udrv_nvme_ctrlr *c, volatile uint32_t *db, unsigned idx, uint32_t v)
 {
 	if (db)
 		udrv_mmio_write32(db, v);
-	else
-		nvd_reg_write32(c, NVME_DB_BASE + idx * (4u << c->dstrd), v);
+	else if (db_off(c, idx) + 4 <= c->bar_size)
+		nvd_reg_write32(c, (unsigned)db_off(c, idx), v);
 }
 
 /* Wait until CSTS.RDY == want, within CAP.TO (3.1.1). */
@@ -156,8 +192,8 @@ static int enable(struct udrv_nvme_ctrlr *c)
 }
 
 /* One admin command, admin_lock held. */
-static int admin_locked(struct udrv_nvme_ctrlr *c, struct nvme_sqe *cmd, void *buf, size_t len,
-			bool to_ctrlr, struct udrv_nvme_cpl *cpl)
+int nvd_admin_locked(struct udrv_nvme_ctrlr *c, struct nvme_sqe *cmd, void *buf, size_t len,
+		     bool to_ctrlr, struct udrv_nvme_cpl *cpl)
 {
 	uint64_t end;
 	int rc;
@@ -186,16 +222,18 @@ static int admin_locked(struct udrv_nvme_ctrlr *c, struct nvme_sqe *cmd, void *b
 		volatile struct nvme_cqe *e = &c->acq[c->acq_head];
 		struct nvme_cqe cqe;
 
+		if ((spins & 1023) == 1023 && nvd_now_ns() > end) {
+			atomic_fetch_add(&c->st.timeouts, 1);
+			/* The command may still run and DMA into abuf later: a reset drops it
+			 * (not while a reset is what timed out). */
+			if (!c->in_reset)
+				nvd_reset_locked(c);
+			return udrv_err(ETIMEDOUT, "nvme %s: admin command %02xh timed out",
+					c->name, cmd->opc);
+		}
 		if ((e->status & NVME_CQE_PHASE) != c->aphase) {
-			if ((spins & 1023) == 1023) {
-				if (nvd_now_ns() > end) {
-					atomic_fetch_add(&c->st.timeouts, 1);
-					return udrv_err(ETIMEDOUT,
-							"nvme %s: admin command %02xh timed out",
-							c->name, cmd->opc);
-				}
+			if ((spins & 1023) == 1023)
 				usleep(10);
-			}
 			continue;
 		}
 		udrv_dma_rmb(); /* the rest of the entry after its phase */
@@ -209,7 +247,7 @@ static int admin_locked(struct udrv_nvme_ctrlr *c, struct nvme_sqe *cmd, void *b
 			atomic_fetch_add(&c->st.bad_cqes, 1);
 			nvd_log_bad(c, "admin completion with sq %u cid %u sq head %u skipped",
 				    cqe.sq_id, cqe.cid, cqe.sq_head);
-			continue;
+			continue; /* bounded by the deadline check above */
 		}
 		cpl->status = NVME_CQE_STATUS(&cqe);
 		cpl->dw0 = cqe.dw0;
@@ -230,7 +268,7 @@ int nvd_admin(struct udrv_nvme_ctrlr *c, struct nvme_sqe *cmd, void *buf, size_t
 	int rc;
 
 	pthread_mutex_lock(&c->admin_lock);
-	rc = admin_locked(c, cmd, buf, len, to_ctrlr, cpl);
+	rc = nvd_admin_locked(c, cmd, buf, len, to_ctrlr, cpl);
 	pthread_mutex_unlock(&c->admin_lock);
 	return rc;
 }
@@ -254,7 +292,7 @@ static int set_queues(struct udrv_nvme_ctrlr *c, unsigned want, unsigned *grante
 			       .cdw10 = NVME_FEAT_FID_NUM_QUEUES,
 			       .cdw11 = (want - 1) << 16 | (want - 1)};
 	struct udrv_nvme_cpl cpl;
-	int rc = admin_locked(c, &cmd, NULL, 0, false, &cpl);
+	int rc = nvd_admin_locked(c, &cmd, NULL, 0, false, &cpl);
 	unsigned nsq = (cpl.dw0 & 0xffff) + 1, ncq = (cpl.dw0 >> 16) + 1;
 
 	if (rc < 0)
@@ -273,18 +311,16 @@ int nvd_ctrlr_check(struct udrv_nvme_ctrlr *c)
 	return rc < 0 ? rc : NVME_CSTS_CFS(csts) ? 1 : 0;
 }
 
-int nvd_ctrlr_reset(struct udrv_nvme_ctrlr *c, unsigned gen_seen)
+/* admin_lock held. Disabling drops every queue and everything in flight (7.3): after it,
+ * no old command can still DMA into memory a caller gets back. */
+int nvd_reset_locked(struct udrv_nvme_ctrlr *c)
 {
 	unsigned granted = 0;
-	int rc = 0;
+	int rc;
 
-	pthread_mutex_lock(&c->admin_lock);
-	if (atomic_load(&c->gen) != gen_seen) { /* another thread already reset it */
-		pthread_mutex_unlock(&c->admin_lock);
-		return atomic_load(&c->gone) ? -ENODEV : 0;
-	}
 	atomic_fetch_add(&c->st.resets, 1);
 	udrv_warn("nvme %s: resetting the controller", c->name);
+	c->in_reset = true;
 	rc = disable(c);
 	if (rc == 0)
 		rc = enable(c);
@@ -292,12 +328,25 @@ int nvd_ctrlr_reset(struct udrv_nvme_ctrlr *c, unsigned gen_seen)
 		rc = set_queues(c, c->info.io_queues, &granted);
 	if (rc == 0 && granted < c->info.io_queues)
 		rc = udrv_err(EIO, "nvme %s granted fewer queues after a reset", c->name);
+	c->in_reset = false;
 	/* Queue pairs reconnect on their next use, whatever the outcome. */
 	atomic_fetch_add(&c->gen, 1);
 	if (rc < 0)
 		mark_gone(c);
-	pthread_mutex_unlock(&c->admin_lock);
 	return rc < 0 ? -ENODEV : 0;
+}
+
+int nvd_ctrlr_reset(struct udrv_nvme_ctrlr *c, unsigned gen_seen)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&c->admin_lock);
+	if (atomic_load(&c->gen) != gen_seen) /* another thread already reset it */
+		rc = atomic_load(&c->gone) ? -ENODEV : 0;
+	else
+		rc = nvd_reset_locked(c);
+	pthread_mutex_unlock(&c->admin_lock);
+	return rc;
 }
 
 static void trim(char *dst, const char *src, size_t n)
@@ -313,7 +362,7 @@ static int identify(struct udrv_nvme_ctrlr *c, unsigned cns, uint32_t nsid, void
 	struct nvme_sqe cmd = {.opc = nvme_admin_identify, .nsid = nsid, .cdw10 = cns};
 	struct udrv_nvme_cpl cpl;
 
-	return admin_locked(c, &cmd, buf, NVME_IDENTIFY_LEN, false, &cpl);
+	return nvd_admin_locked(c, &cmd, buf, NVME_IDENTIFY_LEN, false, &cpl);
 }
 
 static int load_namespaces(struct udrv_nvme_ctrlr *c)
@@ -329,7 +378,7 @@ static int load_namespaces(struct udrv_nvme_ctrlr *c)
 	for (unsigned i = 0; rc == 0 && i < NVME_IDENTIFY_LEN / 4 && list[i]; i++) {
 		uint32_t nsid = list[i];
 		struct nvme_id_ns *id;
-		unsigned lbads;
+		unsigned lbads, fmt;
 
 		if (nsid > c->nr_ns)
 			continue; /* beyond NN or our table: a bogus list entry */
@@ -337,9 +386,15 @@ static int load_namespaces(struct udrv_nvme_ctrlr *c)
 		rc = identify(c, NVME_IDENTIFY_CNS_NS, nsid, id);
 		if (rc < 0)
 			break;
-		lbads = id->lbaf[id->flbas & 0xf].ds;
-		if (lbads < 9 || lbads > 16 || !id->nsze)
-			continue; /* a format we cannot use: left inactive */
+		/* FLBAS: format index bits 3:0, and 6:5 as bits 5:4 beyond 16 formats. */
+		fmt = (id->flbas & 0xfu) | ((id->flbas >> 5) & 3u) << 4;
+		if (fmt > id->nlbaf || fmt >= 64)
+			continue;
+		lbads = id->lbaf[fmt].ds;
+		/* Metadata or protection information would make the controller move more
+		 * bytes than a block, or DMA to MPTR: such namespaces stay inactive. */
+		if (lbads < 9 || lbads > 16 || !id->nsze || id->lbaf[fmt].ms || (id->dps & 7))
+			continue;
 		c->ns[nsid - 1] = (struct udrv_nvme_ns_info){.nsid = nsid,
 							     .blocks = id->nsze,
 							     .block_size = 1u << lbads,
@@ -367,7 +422,7 @@ static int setup_info(struct udrv_nvme_ctrlr *c)
 	mdts = id->mdts ? (uint64_t)NVD_PAGE << (id->mdts > 20 ? 20 : id->mdts) : NVD_MAX_XFER;
 	c->info.max_xfer = (uint32_t)(mdts < NVD_MAX_XFER ? mdts : NVD_MAX_XFER);
 	c->info.oncs = id->oncs;
-	c->info.sgl = (id->sgls & 3) != 0;
+	c->info.sgl = (id->sgls & 3) == 1; /* 10b wants dword alignment: use PRPs there */
 	c->info.vwc = id->vwc & 1;
 	c->info.identify = c->id_ctrl;
 	return 0;
@@ -382,14 +437,17 @@ static int map_bar(struct udrv_nvme_ctrlr *c)
 		return rc;
 	if (ri.size < NVME_DB_BASE + 2 * 4)
 		return udrv_err(ENODEV, "%s: BAR0 is too small for an NVMe controller", c->name);
+	c->bar_size = ri.size;
 	c->bar = udrv_device_region_map(c->dev, UDRV_REGION_BAR0);
 	for (unsigned i = 0; c->bar && i < ri.nr_areas; i++) {
 		uint64_t a = ri.areas[i].offset, e = a + ri.areas[i].size;
 
 		if (a == 0 && e >= 0x40)
 			c->regs_mapped = true;
-		if (a <= NVME_DB_BASE && e >= NVME_DB_BASE + NVD_PAGE)
+		if (a <= NVME_DB_BASE && e >= NVME_DB_BASE + 8) {
 			c->db_mapped = true;
+			c->db_end = e;
+		}
 	}
 	if (!c->db_mapped)
 		udrv_warn("%s: doorbells are not mappable: every doorbell is a message", c->name);
@@ -424,6 +482,8 @@ static int read_cap(struct udrv_nvme_ctrlr *c)
 	c->dstrd = NVME_CAP_DSTRD(c->cap);
 	c->ready_ms = (NVME_CAP_TO(c->cap) ? NVME_CAP_TO(c->cap) : 1) * 500u;
 	c->info.max_entries = (unsigned)NVME_CAP_MQES(c->cap) + 1;
+	if (c->info.max_entries < 2)
+		return udrv_err(ENODEV, "%s reports queues of one entry (CAP.MQES 0)", c->name);
 	if (NVME_CAP_MPSMIN(c->cap) != 0 || !(NVME_CAP_CSS(c->cap) & NVME_CAP_CSS_NVM))
 		return udrv_err(ENODEV, "%s needs pages over 4 KiB or lacks the NVM command set",
 				c->name);
@@ -449,6 +509,18 @@ static int setup_irqs(struct udrv_nvme_ctrlr *c)
 	return udrv_device_irq_enable(c->dev, UDRV_IRQ_MSIX, 0, c->nefds, c->efds);
 }
 
+/* VFIO's request interrupt, where the backend has one: hot-unplug notice. */
+static void setup_req(struct udrv_nvme_ctrlr *c)
+{
+	if (udrv_device_irq_count(c->dev, UDRV_IRQ_REQ) <= 0)
+		return;
+	c->req_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (c->req_fd >= 0 && udrv_device_irq_enable(c->dev, UDRV_IRQ_REQ, 0, 1, &c->req_fd) < 0) {
+		close(c->req_fd);
+		c->req_fd = -1;
+	}
+}
+
 static int bring_up(struct udrv_nvme_ctrlr *c)
 {
 	struct udrv_device_opts dopts = {
@@ -462,6 +534,7 @@ static int bring_up(struct udrv_nvme_ctrlr *c)
 		return rc;
 	c->dom = udrv_device_domain(c->dev);
 	c->info.device = c->name;
+	setup_req(c);
 	c->info.backend = udrv_device_backend(c->dev);
 	if ((rc = check_class(c)) < 0 || (rc = map_bar(c)) < 0 || (rc = read_cap(c)) < 0)
 		return rc;
@@ -481,9 +554,18 @@ static int bring_up(struct udrv_nvme_ctrlr *c)
 	if ((rc = enable(c)) < 0 || (rc = identify(c, NVME_IDENTIFY_CNS_CTRL, 0, c->id_ctrl)) < 0)
 		return rc;
 	setup_info(c);
-	rc = set_queues(c, c->opts.io_queues ? c->opts.io_queues : 8, &granted);
+	rc = set_queues(
+	    c, c->opts.io_queues ? (c->opts.io_queues < 65535 ? c->opts.io_queues : 65535) : 8,
+	    &granted);
 	if (rc < 0)
 		return rc;
+	/* A doorbell stride the BAR cannot hold for every queue (a bogus CAP.DSTRD) limits the
+	 * queues we use rather than pointing doorbells outside it. */
+	while (granted && db_off(c, 2 * granted + 1) + 4 > c->bar_size)
+		granted--;
+	if (!granted)
+		return udrv_err(ENODEV, "%s: BAR0 has no room for an I/O queue's doorbells",
+				c->name);
 	c->info.io_queues = granted;
 	c->qps = calloc(granted + 1, sizeof(*c->qps));
 	if (!c->qps)
@@ -510,7 +592,9 @@ int udrv_nvme_open(const char *name, const struct udrv_nvme_opts *opts,
 		c->opts = *opts;
 	snprintf(c->name, sizeof(c->name), "%s", name);
 	c->timeout_ms = c->opts.timeout_ms ? c->opts.timeout_ms : 5000;
+	c->req_fd = -1;
 	pthread_mutex_init(&c->admin_lock, NULL);
+	pthread_mutex_init(&c->reg_lock, NULL);
 	rc = bring_up(c);
 	if (rc < 0) {
 		char msg[512];
@@ -547,6 +631,10 @@ void udrv_nvme_close(struct udrv_nvme_ctrlr *c)
 		       NVME_CSTS_SHST(csts) != NVME_CSTS_SHST_CMPLT && nvd_now_ns() < end)
 			usleep(1000);
 	}
+	if (c->req_fd >= 0) {
+		udrv_device_irq_disable(c->dev, UDRV_IRQ_REQ);
+		close(c->req_fd);
+	}
 	if (c->efds) {
 		udrv_device_irq_disable(c->dev, UDRV_IRQ_MSIX);
 		for (unsigned i = 0; i < c->nefds; i++)
@@ -565,6 +653,7 @@ void udrv_nvme_close(struct udrv_nvme_ctrlr *c)
 	free(c->id_ns);
 	free(c->qps);
 	pthread_mutex_destroy(&c->admin_lock);
+	pthread_mutex_destroy(&c->reg_lock);
 	free(c);
 }
 
@@ -596,6 +685,11 @@ void udrv_nvme_stats(const struct udrv_nvme_ctrlr *c, struct udrv_nvme_stats *ou
 {
 	struct udrv_nvme_ctrlr *m = (struct udrv_nvme_ctrlr *)c;
 
+	if (!c || !out) {
+		if (out)
+			*out = (struct udrv_nvme_stats){0};
+		return;
+	}
 	*out = (struct udrv_nvme_stats){
 	    .bad_cqes = atomic_load(&m->st.bad_cqes),
 	    .timeouts = atomic_load(&m->st.timeouts),

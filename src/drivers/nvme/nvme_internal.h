@@ -64,6 +64,7 @@ struct udrv_nvme_qpair {
 	uint64_t now_ns;	   /* clock as of the last process_completions() */
 	uint64_t next_check_ns;	   /* next timeout scan */
 	uint64_t last_progress_ns; /* last completion (or start from idle) */
+	uint64_t next_removal_ns;  /* next look for a hot-unplug request */
 	void *lists;		   /* entries pages: the slots' lists */
 	int efd;		   /* MSI-X eventfd, or -1 */
 };
@@ -77,6 +78,8 @@ struct udrv_nvme_ctrlr {
 	volatile uint8_t *bar; /* BAR0 mapping (parts may be PROT_NONE) */
 	bool regs_mapped;      /* registers (0..0xfff) are in a mapped area */
 	bool db_mapped;	       /* doorbells are */
+	uint64_t db_end;       /* end of the mapped area holding them */
+	uint64_t bar_size;
 	uint64_t cap;
 	unsigned dstrd;
 	unsigned timeout_ms; /* per command */
@@ -84,11 +87,13 @@ struct udrv_nvme_ctrlr {
 
 	/* The admin queue and everything below: admin_lock. */
 	pthread_mutex_t admin_lock;
+	pthread_mutex_t reg_lock; /* register access by message, one at a time */
 	struct nvme_sqe *asq;
 	volatile struct nvme_cqe *acq;
 	uint64_t asq_iova, acq_iova;
 	uint32_t aentries, asq_tail, acq_head;
 	uint8_t aphase;
+	bool in_reset; /* a reset is issuing the admin commands */
 	uint16_t next_acid;
 	void *abuf; /* bounce for admin data, NVD_MAX_XFER */
 	uint64_t *alist;
@@ -102,6 +107,7 @@ struct udrv_nvme_ctrlr {
 	struct udrv_nvme_ns_info ns[NVD_MAX_NS];
 	uint8_t *id_ns; /* NVD_MAX_NS pages, allocated as needed */
 	int *efds;	/* MSI-X eventfds per vector, or NULL */
+	int req_fd;	/* VFIO request (hot-unplug) eventfd, or -1 */
 	unsigned nefds;
 
 	struct {
@@ -115,6 +121,10 @@ int nvd_reg_write32(struct udrv_nvme_ctrlr *c, unsigned off, uint32_t v);
 /* Ring doorbell idx (2*qid: SQ tail, 2*qid+1: CQ head). */
 void nvd_doorbell(struct udrv_nvme_ctrlr *c, volatile uint32_t *db, unsigned idx, uint32_t v);
 volatile uint32_t *nvd_doorbell_addr(struct udrv_nvme_ctrlr *c, unsigned idx);
+/* The same with admin_lock held, and a reset under it (bumps gen; -ENODEV if that failed). */
+int nvd_admin_locked(struct udrv_nvme_ctrlr *c, struct nvme_sqe *cmd, void *buf, size_t len,
+		     bool to_ctrlr, struct udrv_nvme_cpl *cpl);
+int nvd_reset_locked(struct udrv_nvme_ctrlr *c);
 /* Synchronous admin command; cmd's cid and data pointer are filled in. admin_lock not held. */
 int nvd_admin(struct udrv_nvme_ctrlr *c, struct nvme_sqe *cmd, void *buf, size_t len, bool to_ctrlr,
 	      struct udrv_nvme_cpl *cpl);
@@ -122,6 +132,9 @@ int nvd_admin(struct udrv_nvme_ctrlr *c, struct nvme_sqe *cmd, void *buf, size_t
  * queue count; bumps gen. Returns 0, or -ENODEV (gone, marked). gen_seen: the generation
  * the caller saw fail, so that two threads do not both reset for one failure. */
 int nvd_ctrlr_reset(struct udrv_nvme_ctrlr *c, unsigned gen_seen);
+/* Hot-unplug requested or mappings revoked: marks the controller gone. Slow path (a read()
+ * of an eventfd): call it every ~100 ms. */
+bool nvd_ctrlr_removal(struct udrv_nvme_ctrlr *c);
 /* Read CSTS: 1 if fatal status, 0 if fine, -ENODEV if gone (marked). */
 int nvd_ctrlr_check(struct udrv_nvme_ctrlr *c);
 void nvd_log_bad(struct udrv_nvme_ctrlr *c, const char *fmt, ...)

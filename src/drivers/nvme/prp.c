@@ -122,8 +122,11 @@ int nvd_iov_build(struct udrv_dma_domain *dom, struct nvme_sqe *cmd, const struc
 	unsigned n = 0;
 	int rc = 0;
 
-	for (unsigned i = 0; i < iovcnt; i++)
+	for (unsigned i = 0; i < iovcnt; i++) {
+		if (!iov[i].iov_len)
+			return -EINVAL; /* a PRP entry for no bytes would still move a page */
 		total += iov[i].iov_len;
+	}
 	if (!iovcnt || total != len)
 		return -EINVAL;
 	if (iovcnt == 1) {

@@ -15,41 +15,69 @@
 #define TIMEOUT_SCAN_NS 1000000ull   /* look for timeouts at most every 1 ms */
 #define HEALTH_CHECK_NS 100000000ull /* read CSTS after 100 ms without a completion */
 
-/* Create I/O CQ then SQ (5.3, 5.4): the order the spec requires. */
+/*
+ * Create I/O CQ then SQ (5.3, 5.4: the order the spec requires), under admin_lock, so that
+ * no reset lands between them: qp->gen is then exactly the generation they exist in. A
+ * refusal on a live controller (stale queues of ours after a lost reset) resets it and
+ * tries again. Returns 0 or -ENODEV.
+ */
 static int create_queues(struct udrv_nvme_qpair *qp)
 {
 	struct udrv_nvme_ctrlr *c = qp->c;
 	bool ien = qp->efd >= 0;
-	struct nvme_sqe cq = {.opc = nvme_admin_create_cq,
-			      .prp1 = qp->cq_iova,
-			      .cdw10 = (qp->entries - 1) << 16 | qp->qid,
-			      .cdw11 = (ien ? (uint32_t)qp->qid << 16 | NVME_CQ_IEN : 0) |
-				       NVME_QUEUE_PC};
-	struct nvme_sqe sq = {.opc = nvme_admin_create_sq,
-			      .prp1 = qp->sq_iova,
-			      .cdw10 = (qp->entries - 1) << 16 | qp->qid,
-			      .cdw11 = (uint32_t)qp->qid << 16 | NVME_QUEUE_PC};
-	struct udrv_nvme_cpl cpl;
-	int rc;
+	int rc = -ENODEV;
 
-	memset(qp->sq, 0, qp->entries * sizeof(*qp->sq));
-	memset((void *)qp->cq, 0, qp->entries * sizeof(*qp->cq));
-	qp->sq_tail = qp->cq_head = qp->cq_head_rung = 0;
-	qp->phase = 1;
-	rc = nvd_admin(c, &cq, NULL, 0, false, &cpl);
-	if (rc == 0)
-		rc = nvd_admin(c, &sq, NULL, 0, false, &cpl);
+	pthread_mutex_lock(&c->admin_lock);
+	for (int tries = 0; tries < 3 && !atomic_load(&c->gone); tries++) {
+		struct nvme_sqe cq = {.opc = nvme_admin_create_cq,
+				      .prp1 = qp->cq_iova,
+				      .cdw10 = (qp->entries - 1) << 16 | qp->qid,
+				      .cdw11 = (ien ? (uint32_t)qp->qid << 16 | NVME_CQ_IEN : 0) |
+					       NVME_QUEUE_PC};
+		struct nvme_sqe sq = {.opc = nvme_admin_create_sq,
+				      .prp1 = qp->sq_iova,
+				      .cdw10 = (qp->entries - 1) << 16 | qp->qid,
+				      .cdw11 = (uint32_t)qp->qid << 16 | NVME_QUEUE_PC};
+		struct udrv_nvme_cpl cpl;
+
+		memset(qp->sq, 0, qp->entries * sizeof(*qp->sq));
+		memset((void *)qp->cq, 0, qp->entries * sizeof(*qp->cq));
+		qp->sq_tail = qp->cq_head = qp->cq_head_rung = 0;
+		qp->phase = 1;
+		rc = nvd_admin_locked(c, &cq, NULL, 0, false, &cpl);
+		if (rc == 0)
+			rc = nvd_admin_locked(c, &sq, NULL, 0, false, &cpl);
+		if (rc == 0) {
+			qp->gen = atomic_load(&c->gen);
+			break;
+		}
+		if (rc != -ETIMEDOUT) /* a timeout has reset it already */
+			nvd_reset_locked(c);
+		rc = -ENODEV;
+	}
+	pthread_mutex_unlock(&c->admin_lock);
 	return rc;
 }
 
+/* Delete SQ then CQ (5.6, 5.7). If the controller refuses on a live controller, a reset
+ * drops the queues anyway: their memory is freed next and must see no more DMA. */
 static void delete_queues(struct udrv_nvme_qpair *qp)
 {
+	struct udrv_nvme_ctrlr *c = qp->c;
 	struct nvme_sqe sq = {.opc = nvme_admin_delete_sq, .cdw10 = qp->qid};
 	struct nvme_sqe cq = {.opc = nvme_admin_delete_cq, .cdw10 = qp->qid};
 	struct udrv_nvme_cpl cpl;
+	int a, b;
 
-	if (nvd_admin(qp->c, &sq, NULL, 0, false, &cpl) == 0)
-		nvd_admin(qp->c, &cq, NULL, 0, false, &cpl);
+	pthread_mutex_lock(&c->admin_lock);
+	if (qp->gen == atomic_load(&c->gen) && !atomic_load(&c->gone)) {
+		a = nvd_admin_locked(c, &sq, NULL, 0, false, &cpl);
+		b = nvd_admin_locked(c, &cq, NULL, 0, false, &cpl);
+		if ((a < 0 || b < 0) && a != -ETIMEDOUT && b != -ETIMEDOUT &&
+		    !atomic_load(&c->gone))
+			nvd_reset_locked(c);
+	}
+	pthread_mutex_unlock(&c->admin_lock);
 }
 
 /* Run a slot's callback after freeing it, so the callback may submit again. */
@@ -94,26 +122,15 @@ static void put_sqe(struct udrv_nvme_qpair *qp, const struct nvme_sqe *cmd)
 int nvd_qpair_connect(struct udrv_nvme_qpair *qp)
 {
 	struct udrv_nvme_ctrlr *c = qp->c;
-	unsigned gen, n = 0;
-	int tries = 0;
+	unsigned n = 0;
 
-	/* Another reset may land while we create the queues (a different thread's timeout):
-	 * then the queues are gone again and we start over, in the new generation. */
-	for (;;) {
-		gen = atomic_load(&c->gen);
-		if (atomic_load(&c->gone) || tries++ == 4) {
-			qp->dead = true;
-			fail_all(qp, -ENODEV);
-			return -ENODEV;
-		}
-		if (create_queues(qp) == 0 && atomic_load(&c->gen) == gen)
-			break;
-		if (atomic_load(&c->gen) == gen && nvd_ctrlr_reset(c, gen) < 0)
-			continue; /* gone: failed above */
+	if (create_queues(qp) < 0) {
+		qp->dead = true;
+		fail_all(qp, -ENODEV);
+		return -ENODEV;
 	}
 	qp->now_ns = nvd_now_ns(); /* a reset may have taken seconds */
 	qp->last_progress_ns = qp->now_ns;
-	qp->gen = gen;
 	for (uint32_t i = 0; i < qp->entries - 1; i++) {
 		struct nvd_slot *s = &qp->slots[i];
 
@@ -185,7 +202,6 @@ struct udrv_nvme_qpair *udrv_nvme_qpair_create(struct udrv_nvme_ctrlr *c, unsign
 	}
 	qp->sq_db = nvd_doorbell_addr(c, 2u * qid);
 	qp->cq_db = nvd_doorbell_addr(c, 2u * qid + 1);
-	qp->gen = atomic_load(&c->gen);
 	qp->now_ns = nvd_now_ns();
 	if (create_queues(qp) < 0) {
 		udrv_nvme_qpair_destroy(qp);
@@ -206,7 +222,7 @@ void udrv_nvme_qpair_destroy(struct udrv_nvme_qpair *qp)
 		return;
 	c = qp->c;
 	if (qp->slots) {
-		bool live = !qp->dead && !atomic_load(&c->gone) && qp->sq && qp->cq;
+		bool live = !qp->dead && qp->sq && qp->cq;
 
 		/* Callbacks run below may submit: those calls fail instead of queueing. */
 		qp->dead = true;
@@ -310,7 +326,7 @@ static int rw(struct udrv_nvme_qpair *qp, uint8_t opc, uint32_t nsid, const void
 
 	if (__builtin_expect(stale(qp), 0))
 		return stale_submit(qp);
-	if (nsid == 0 || nsid > c->nr_ns)
+	if (nsid == 0 || nsid > c->nr_ns || !c->ns[nsid - 1].active)
 		return -EINVAL;
 	rc = check_range(qp, nsid, lba, nlb, c->info.max_xfer / c->ns[nsid - 1].block_size);
 	if (rc < 0)
@@ -517,9 +533,9 @@ int udrv_nvme_process_completions(struct udrv_nvme_qpair *qp, unsigned max)
 			return rc;
 		n = (unsigned)rc;
 	}
-	if (!max)
-		max = UINT32_MAX;
-	while (n < max) {
+	if (!max || max > qp->entries)
+		max = qp->entries; /* bad entries count too: a hostile device cannot keep us */
+	for (unsigned seen = 0; seen < max; seen++) {
 		volatile struct nvme_cqe *e = &qp->cq[qp->cq_head];
 		struct nvme_cqe cqe;
 		struct nvd_slot *s;
@@ -546,7 +562,7 @@ int udrv_nvme_process_completions(struct udrv_nvme_qpair *qp, unsigned max)
 			continue;
 		}
 		n++;
-		if (s->state == NVD_TIMED_OUT)
+		if (s->state == NVD_TIMED_OUT && NVME_CQE_STATUS(&cqe))
 			finish(qp, s, -ETIMEDOUT, NVME_CQE_STATUS(&cqe), cqe.dw0);
 		else if (NVME_CQE_STATUS(&cqe))
 			finish(qp, s, -EIO, NVME_CQE_STATUS(&cqe), cqe.dw0);
@@ -565,6 +581,11 @@ int udrv_nvme_process_completions(struct udrv_nvme_qpair *qp, unsigned max)
 		if (qp->now_ns >= qp->next_check_ns) {
 			qp->next_check_ns = qp->now_ns + TIMEOUT_SCAN_NS;
 			rc = scan_timeouts(qp);
+			if (rc >= 0 && qp->now_ns >= qp->next_removal_ns) {
+				qp->next_removal_ns = qp->now_ns + HEALTH_CHECK_NS;
+				if (nvd_ctrlr_removal(qp->c))
+					rc = revalidate(qp);
+			}
 			if (rc >= 0 && qp->outstanding &&
 			    qp->now_ns - qp->last_progress_ns >= HEALTH_CHECK_NS) {
 				int h;
