@@ -317,8 +317,12 @@ static int vfio_dma_unmap(void *ctx, const struct udrv_dma_segment *seg)
 			  seg->len, seg->iova, strerror(err));
 		return -err;
 	}
-	/* vfio.h: "The actual unmapped size is returned in the size field." */
-	if (u.size != seg->len)
+	/* vfio.h: "The actual unmapped size is returned in the size field." Nothing at all
+	 * after a hot-unplug is expected (the kernel dropped the group's mappings); a part is
+	 * not. */
+	if (u.size == 0 && seg->len)
+		udrv_debug("IOVA 0x%" PRIx64 " was no longer mapped (device removed?)", seg->iova);
+	else if (u.size != seg->len)
 		udrv_warn("the IOMMU unmapped %llu of %zu bytes at IOVA 0x%" PRIx64,
 			  (unsigned long long)u.size, seg->len, seg->iova);
 	return 0;

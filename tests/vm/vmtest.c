@@ -7,6 +7,7 @@
  *   udrv-vmtest nvme-dma ADDR [expect-blocked]       Identify through DMA + MSI-X delivery
  *   udrv-vmtest hotplug ADDR                         wait for the kernel's request, release
  *   udrv-vmtest nvme-confine ADDR                    DMA aimed at an unmapped IOVA is blocked
+ *   udrv-vmtest sigbus ADDR                          a revoked BAR mapping does not kill us
  *
  * Prints "vmtest: ..." lines (the harness shows them) and exits 0 only if every check held.
  */
@@ -418,6 +419,36 @@ static int nvme_confine(const char *addr)
 	return failures ? 1 : 0;
 }
 
+/*
+ * vfio-pci revokes a BAR's mappings when memory space is disabled (as on removal or reset);
+ * the next access raises SIGBUS. udrv's guard must turn that into an all-ones read and
+ * udrv_device_removed(), not a dead process.
+ */
+static int sigbus(const char *addr)
+{
+	struct udrv_device *dev = open_or_die(addr);
+	volatile uint8_t *bar = udrv_device_region_map(dev, UDRV_REGION_BAR0);
+	uint16_t cmd = 0;
+	uint32_t v;
+
+	if (!bar) {
+		say("FAIL BAR0 map: %s", udrv_errmsg());
+		return 1;
+	}
+	v = udrv_mmio_read32(bar + NVME_REG_VS);
+	check(v != UINT32_MAX && !udrv_device_removed(dev), "BAR0 readable: VS %08x", v);
+	udrv_device_config_read16(dev, 0x04, &cmd);
+	udrv_device_config_write16(dev, 0x04, (uint16_t)(cmd & ~0x2u)); /* memory space off */
+	v = udrv_mmio_read32(bar + NVME_REG_VS);
+	check(v == UINT32_MAX, "a read of the revoked BAR returns all ones (%08x), no SIGBUS death", v);
+	check(udrv_device_removed(dev), "udrv_device_removed() says the mapping is gone");
+	udrv_mmio_write32(bar + 0x1000, 1); /* a doorbell write: survives too */
+	udrv_device_config_write16(dev, 0x04, cmd);
+	udrv_device_close(dev);
+	say("ok   still alive after the revoked mapping");
+	return failures ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 4 && !strcmp(argv[1], "probe"))
@@ -428,9 +459,12 @@ int main(int argc, char **argv)
 		return hotplug(argv[2]);
 	if (argc >= 3 && !strcmp(argv[1], "nvme-confine"))
 		return nvme_confine(argv[2]);
+	if (argc >= 3 && !strcmp(argv[1], "sigbus"))
+		return sigbus(argv[2]);
 	fprintf(stderr, "usage: udrv-vmtest probe ADDR nvme|e1000e|virtio-net\n"
 			"       udrv-vmtest nvme-dma ADDR [expect-blocked]\n"
 			"       udrv-vmtest hotplug ADDR\n"
-			"       udrv-vmtest nvme-confine ADDR\n");
+			"       udrv-vmtest nvme-confine ADDR\n"
+			"       udrv-vmtest sigbus ADDR\n");
 	return 2;
 }
