@@ -27,13 +27,19 @@ uint64_t nvd_now_ns(void)
 
 void nvd_log_bad(struct udrv_nvme_ctrlr *c, const char *fmt, ...)
 {
+	/* A misbehaving device must not flood the log: the first few, then every 1000th. */
+	uint64_t n = atomic_fetch_add(&c->logged, 1);
 	char msg[256];
 	va_list ap;
+
+	if (n >= 10 && n % 1000)
+		return;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	udrv_warn("nvme %s: %s", c->name, msg);
+	udrv_warn("nvme %s: %s%s", c->name, msg,
+		  n == 9 ? " (further reports are thinned out)" : "");
 }
 
 static void mark_gone(struct udrv_nvme_ctrlr *c)

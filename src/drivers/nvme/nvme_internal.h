@@ -100,8 +100,9 @@ struct udrv_nvme_ctrlr {
 	uint64_t alist_iova;
 	struct udrv_nvme_qpair **qps; /* by qid, info.io_queues + 1 */
 
-	atomic_uint gen;  /* bumped by every reset: queue pairs reconnect */
-	atomic_bool gone; /* register access failed: the controller is gone */
+	atomic_uint gen;	 /* bumped by every reset: queue pairs reconnect */
+	atomic_bool gone;	 /* register access failed: the controller is gone */
+	_Atomic uint64_t logged; /* nvd_log_bad() calls */
 	uint8_t *id_ctrl;
 	uint32_t nr_ns;
 	struct udrv_nvme_ns_info ns[NVD_MAX_NS];
