@@ -1,13 +1,13 @@
 #!/bin/sh
 # Install the Debian packages a target needs, when missing. Usage: scripts/deps.sh GROUP...
 # Groups: build (library, CLI, unit/integration tests), vm (the QEMU guest tier),
-#         bench (DPDK for the ring comparison).
+#         bench (DPDK for the ring comparison, valgrind, fio for bench/vm_nvme_vs_kernel.sh).
 # As root it runs apt-get; otherwise it prints the command to run and fails.
 set -eu
 
 pkgs_build="build-essential cmake pkg-config clang libclang-rt-14-dev libpci-dev pci.ids libjson-c-dev libnvme-dev liburing-dev"
 pkgs_vm="qemu-system-x86 busybox-static cpio kmod socat"
-pkgs_bench="libdpdk-dev valgrind"
+pkgs_bench="libdpdk-dev valgrind fio"
 
 want=""
 for g in "$@"; do

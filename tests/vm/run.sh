@@ -14,6 +14,9 @@
 #   # vm-qmp-on: MARKER JSON          when the guest prints MARKER, send JSON to QEMU's QMP
 #
 # UDRV_VM_VERBOSE=1 prints the guest console on success too; UDRV_VM_KVM=1 tries KVM.
+# UDRV_VM_EXTRA=DIR copies DIR's tree into the guest's root as well (after the BINARYs), e.g. a
+# dynamically linked program with its libraries and loader at their host paths (the benchmark
+# bench/vm_nvme_vs_kernel.sh brings Debian's fio that way). Unset: nothing more is copied.
 #
 # Exit: 0 when the guest printed "UDRV-VM-RESULT: PASS", else 1 with the guest's log printed.
 set -eu
@@ -55,6 +58,10 @@ for b in "$@"; do
 	[ -x "$b" ] || die "test binary $b is missing: build the project first"
 	cp "$b" "$work/ov/bin/"
 done
+if [ -n "${UDRV_VM_EXTRA:-}" ]; then
+	[ -d "$UDRV_VM_EXTRA" ] || die "UDRV_VM_EXTRA=$UDRV_VM_EXTRA is not a directory"
+	cp -a "$UDRV_VM_EXTRA/." "$work/ov/"
+fi
 (cd "$work/ov" && find . | cpio -o -H newc --quiet | gzip -1) >"$work/overlay.cpio.gz"
 cat "$base" "$work/overlay.cpio.gz" >"$work/initrd"
 
