@@ -32,6 +32,9 @@ int cmd_nvme_rw(int argc, char **argv); /* read and write */
  * with the reason printed as "udrv: nvme CMD: ...". */
 int nvme_cli_open(const char *cmd, const char *device, unsigned io_queues,
 		  struct udrv_nvme_ctrlr **c);
+/* The same with udrv_nvme_opts.flags (UDRV_NVME_INTERRUPTS). */
+int nvme_cli_open_flags(const char *cmd, const char *device, unsigned io_queues, unsigned flags,
+			struct udrv_nvme_ctrlr **c);
 /* Check nsid is an active namespace of c; its size in *blocks and *block_size. false with
  * a message saying which namespaces there are. */
 bool nvme_cli_namespace(const char *cmd, const char *device, struct udrv_nvme_ctrlr *c,

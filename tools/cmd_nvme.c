@@ -72,7 +72,13 @@ int cmd_nvme(int argc, char **argv)
 int nvme_cli_open(const char *cmd, const char *device, unsigned io_queues,
 		  struct udrv_nvme_ctrlr **c)
 {
-	struct udrv_nvme_opts o = {.io_queues = io_queues};
+	return nvme_cli_open_flags(cmd, device, io_queues, 0, c);
+}
+
+int nvme_cli_open_flags(const char *cmd, const char *device, unsigned io_queues, unsigned flags,
+			struct udrv_nvme_ctrlr **c)
+{
+	struct udrv_nvme_opts o = {.io_queues = io_queues, .flags = flags};
 	char what[64];
 	int ret;
 
