@@ -32,6 +32,9 @@ int cmd_nvme_rw(int argc, char **argv); /* read and write */
  * with the reason printed as "udrv: nvme CMD: ...". */
 int nvme_cli_open(const char *cmd, const char *device, unsigned io_queues,
 		  struct udrv_nvme_ctrlr **c);
+/* Commands that overwrite data ask for --yes on anything but an emulated (vfio-user)
+ * controller; false after saying so. */
+bool nvme_cli_may_overwrite(const char *cmd, const char *device, bool yes);
 /* The same with udrv_nvme_opts.flags (UDRV_NVME_INTERRUPTS). */
 int nvme_cli_open_flags(const char *cmd, const char *device, unsigned io_queues, unsigned flags,
 			struct udrv_nvme_ctrlr **c);

@@ -69,6 +69,17 @@ int cmd_nvme(int argc, char **argv)
 
 /* ---- shared by the subcommands ---- */
 
+bool nvme_cli_may_overwrite(const char *cmd, const char *device, bool yes)
+{
+	/* An emulated controller holds nothing of value; a real SSD may hold anything. */
+	if (yes || !strncmp(device, "vfio-user:", 10))
+		return true;
+	fprintf(stderr,
+		"udrv nvme %s: this overwrites data on %s; add --yes if that is what you want\n",
+		cmd, device);
+	return false;
+}
+
 int nvme_cli_open(const char *cmd, const char *device, unsigned io_queues,
 		  struct udrv_nvme_ctrlr **c)
 {

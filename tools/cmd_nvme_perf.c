@@ -37,7 +37,7 @@ struct perf_opts {
 	const char *device, *plot;
 	uint64_t depth, io_size, seconds, qpairs, nsid, read_pct;
 	enum workload w;
-	bool has_m, json, interrupts;
+	bool has_m, json, interrupts, yes;
 };
 
 struct worker;
@@ -243,7 +243,8 @@ static void perf_usage(FILE *f)
 {
 	fprintf(
 	    f, "usage: udrv nvme perf DEVICE [-q DEPTH] [-o SIZE] [-w WORKLOAD] [-M READ%%]\n"
-	       "                      [-t SECONDS] [-c QPAIRS] [-n NSID] [--interrupts] [--json]\n"
+	       "                      [-t SECONDS] [-c QPAIRS] [-n NSID] [--interrupts] [--json] "
+	       "[--yes]\n"
 	       "                      [--plot FILE]\n"
 	       "\n"
 	       "Measure IOPS, throughput and latency, like SPDK's perf: QPAIRS queue pairs, each\n"
@@ -267,6 +268,7 @@ static void perf_usage(FILE *f)
 	       "  --interrupts       sleep on the queue's MSI-X interrupt when nothing completed,\n"
 	       "                     instead of polling (less CPU per I/O at low queue depth)\n"
 	       "  --json             the results as one JSON object on stdout\n"
+	       "  --yes              let write workloads overwrite a real device (PCI address)\n"
 	       "  --plot FILE        draw the latency histogram into FILE, .png or .svg, with\n"
 	       "                     gnuplot (apt-get install gnuplot-nox)\n"
 	       "\n"
@@ -279,12 +281,19 @@ static void perf_usage(FILE *f)
 static int parse_opts(int argc, char **argv, struct perf_opts *o)
 {
 	static const struct option longopts[] = {
-	    {"depth", required_argument, NULL, 'q'},	{"io-size", required_argument, NULL, 'o'},
-	    {"workload", required_argument, NULL, 'w'}, {"rwmixread", required_argument, NULL, 'M'},
-	    {"time", required_argument, NULL, 't'},	{"qpairs", required_argument, NULL, 'c'},
-	    {"nsid", required_argument, NULL, 'n'},	{"json", no_argument, NULL, 'j'},
-	    {"interrupts", no_argument, NULL, 'I'},	{"plot", required_argument, NULL, 'p'},
-	    {"help", no_argument, NULL, 'h'},		{0},
+	    {"depth", required_argument, NULL, 'q'},
+	    {"io-size", required_argument, NULL, 'o'},
+	    {"workload", required_argument, NULL, 'w'},
+	    {"rwmixread", required_argument, NULL, 'M'},
+	    {"time", required_argument, NULL, 't'},
+	    {"qpairs", required_argument, NULL, 'c'},
+	    {"nsid", required_argument, NULL, 'n'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"interrupts", no_argument, NULL, 'I'},
+	    {"yes", no_argument, NULL, 'y'},
+	    {"plot", required_argument, NULL, 'p'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	bool found;
 	int opt;
@@ -371,6 +380,9 @@ static int parse_opts(int argc, char **argv, struct perf_opts *o)
 			break;
 		case 'I':
 			o->interrupts = true;
+			break;
+		case 'y':
+			o->yes = true;
 			break;
 		case 'p':
 			o->plot = optarg;
@@ -625,6 +637,9 @@ int cmd_nvme_perf(int argc, char **argv)
 	if (ret)
 		return ret < 0 ? 0 : ret;
 	p.random = p.o.w == W_RANDREAD || p.o.w == W_RANDWRITE || p.o.w == W_RANDRW;
+	if (p.o.w != W_READ && p.o.w != W_RANDREAD &&
+	    !nvme_cli_may_overwrite("perf", p.o.device, p.o.yes))
+		return 2;
 	ret = nvme_cli_open_flags("perf", p.o.device, p.o.qpairs > 8 ? (unsigned)p.o.qpairs : 0,
 				  p.o.interrupts ? UDRV_NVME_INTERRUPTS : 0, &p.c);
 	if (ret)

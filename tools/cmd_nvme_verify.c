@@ -253,7 +253,8 @@ static void verify_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: udrv nvme verify DEVICE [-n NSID] [--lba START] [--count BLOCKS]\n"
-		"                        [-q DEPTH] [-o IOSIZE] [--seed N] [--read-only] [--json]\n"
+		"                        [-q DEPTH] [-o IOSIZE] [--seed N] [--read-only] [--json] "
+		"[--yes]\n"
 		"\n"
 		"Write a pattern to every block of the range with DEPTH commands in flight, read\n"
 		"it all back and compare. Every byte of a block is a function of the seed, the\n"
@@ -274,6 +275,8 @@ static void verify_usage(FILE *f)
 		"  --read-only     do not write: check what an earlier run with the same --seed\n"
 		"                  wrote (its range must cover this one)\n"
 		"  --json          the result as one JSON object on stdout\n"
+		"  --yes           overwrite a real device (PCI address): asked for, because it\n"
+		"                  destroys the data in the range\n"
 		"\n"
 		"On a terminal, progress is shown on stderr. Ctrl-C stops early (exit status 1).\n",
 		DEFAULT_DEPTH, DEFAULT_IO_SIZE / 1024);
@@ -282,18 +285,24 @@ static void verify_usage(FILE *f)
 struct verify_opts {
 	const char *device;
 	uint64_t nsid, lba, count, depth, io_size, seed;
-	bool has_lba, has_count, has_seed, read_only, json;
+	bool has_lba, has_count, has_seed, read_only, json, yes;
 };
 
 /* Parse; 0, or the exit status (-1: help printed). */
 static int parse_opts(int argc, char **argv, struct verify_opts *o)
 {
 	static const struct option longopts[] = {
-	    {"nsid", required_argument, NULL, 'n'},    {"lba", required_argument, NULL, 'l'},
-	    {"count", required_argument, NULL, 'c'},   {"depth", required_argument, NULL, 'q'},
-	    {"io-size", required_argument, NULL, 'o'}, {"seed", required_argument, NULL, 's'},
-	    {"read-only", no_argument, NULL, 'r'},     {"json", no_argument, NULL, 'j'},
-	    {"help", no_argument, NULL, 'h'},	       {0},
+	    {"nsid", required_argument, NULL, 'n'},
+	    {"lba", required_argument, NULL, 'l'},
+	    {"count", required_argument, NULL, 'c'},
+	    {"depth", required_argument, NULL, 'q'},
+	    {"io-size", required_argument, NULL, 'o'},
+	    {"seed", required_argument, NULL, 's'},
+	    {"read-only", no_argument, NULL, 'r'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"yes", no_argument, NULL, 'y'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	int opt;
 
@@ -363,6 +372,9 @@ static int parse_opts(int argc, char **argv, struct verify_opts *o)
 		case 'r':
 			o->read_only = true;
 			break;
+		case 'y':
+			o->yes = true;
+			break;
 		case 'j':
 			o->json = true;
 			break;
@@ -376,6 +388,8 @@ static int parse_opts(int argc, char **argv, struct verify_opts *o)
 	if (optind + 1 != argc)
 		return nvme_cli_device_error("verify", argc, argv);
 	o->device = argv[optind];
+	if (!o->read_only && !nvme_cli_may_overwrite("verify", o->device, o->yes))
+		return 2;
 	return 0;
 }
 

@@ -21,9 +21,9 @@ dmesg | grep -i "DMAR.*fault" | head -n 3 | sed 's/^/vmtest: dmesg: /'
 dmesg | grep -qi "DMAR.*fault" || fail "no DMAR fault: the DMA to an unmapped IOVA was not blocked"
 ok "the IOMMU blocked the controller's DMA to an IOVA udrv never mapped"
 
-udrv nvme verify $NVME -q 16 -o 64K || fail "udrv nvme verify over VFIO"
+udrv nvme verify $NVME -q 16 -o 64K --yes || fail "udrv nvme verify over VFIO"
 ok "udrv nvme verify: every block of the namespace written, read back and compared"
-udrv nvme perf $NVME -q 16 -o 4096 -w randrw -t 3 | tee /tmp/perf.out
+udrv nvme perf $NVME -q 16 -o 4096 -w randrw -t 3 --yes | tee /tmp/perf.out
 grep -q "^total" /tmp/perf.out || fail "udrv nvme perf printed no total"
 ok "udrv nvme perf: $(grep '^total' /tmp/perf.out | tr -s ' ')"
 

@@ -12,7 +12,7 @@ udrv-vmtest sigbus $NVME || fail "the SIGBUS guard"
 
 (sleep 4; echo "vmtest: READY-FOR-UNPLUG") &
 start=$(date +%s)
-if udrv nvme perf $NVME -q 16 -o 4096 -w randrw -t 60 >/tmp/perf.out 2>&1; then
+if udrv nvme perf $NVME -q 16 -o 4096 -w randrw -t 60 --yes >/tmp/perf.out 2>&1; then
 	cat /tmp/perf.out
 	fail "udrv nvme perf succeeded although its device was unplugged"
 fi

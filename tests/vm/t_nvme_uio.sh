@@ -12,7 +12,7 @@ cat /tmp/id.out
 grep -q "QEMU NVMe Ctrl" /tmp/id.out || fail "udrv nvme identify printed no QEMU model"
 grep -qi "IOMMU" /tmp/warn.out || fail "no warning about the missing IOMMU"
 ok "udrv nvme identify over UIO, warning shown: $(grep -i IOMMU /tmp/warn.out | head -n1)"
-udrv nvme verify $NVME -q 16 -o 64K --count 65536 2>/dev/null || fail "udrv nvme verify over UIO"
+udrv nvme verify $NVME -q 16 -o 64K --count 65536 --yes 2>/dev/null || fail "udrv nvme verify over UIO"
 ok "udrv nvme verify over UIO: 32 MiB written, read back and compared"
 udrv unbind $NVME
 expect_driver $NVME nvme
