@@ -18,6 +18,13 @@ int cmd_nvme(int argc, char **argv);
 /* Print "udrv: <what>: <udrv_errmsg() or strerror(-err)>" to stderr; returns 1. */
 int cli_fail(const char *what, int err);
 
+/* A number lo..hi, decimal or 0x hex, nothing after it. */
+bool cli_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
+/* Bytes more than 0, or a number with K, M, G or T (powers of 1024; "4K", "4KiB"). */
+bool cli_parse_size(const char *s, uint64_t *out);
+/* "512 bytes", "1 GiB", "1.50 GiB". */
+void cli_iec(uint64_t bytes, char *buf, size_t len);
+
 /*
  * The `udrv nvme` subcommands (tools/cmd_nvme*.c) and what they share, from cmd_nvme.c.
  */
@@ -48,12 +55,6 @@ int nvme_cli_opt_error(const char *cmd, int opt, char **argv);
 /* After the options, argv[optind] must be the only operand, DEVICE: say what is wrong.
  * Returns 2. */
 int nvme_cli_device_error(const char *cmd, int argc, char **argv);
-/* Decimal or 0x hex, lo..hi. */
-bool nvme_cli_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
-/* Bytes, or a number with K, M or G (powers of 1024); more than 0. */
-bool nvme_cli_parse_size(const char *s, uint64_t *out);
-/* "4 KiB", "1.50 MiB", "512 bytes". */
-void nvme_cli_iec(uint64_t bytes, char *buf, size_t len);
 /* "1.07 GB (1.00 GiB)". */
 void nvme_cli_capacity(uint64_t bytes, char *buf, size_t len);
 /* One sentence for a failed command: "LBA Out of Range (status 0x0080)", "timed out". */

@@ -4,9 +4,7 @@
  * through its control socket (inject faults, read counters).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <linux/fs.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -14,9 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -124,95 +120,18 @@ static int opt_value(int argc, char **argv, int *i, const char *cmd, const char 
 	return 1;
 }
 
-/* Decimal, lo..hi. */
+/* cli_parse_u64() into an unsigned option. */
 static bool parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
 {
-	unsigned long v;
-	char *end;
+	uint64_t v;
 
-	if (*s < '0' || *s > '9')
-		return false;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || *end || v < lo || v > hi)
+	if (!cli_parse_u64(s, lo, hi, &v))
 		return false;
 	*out = (unsigned)v;
 	return true;
 }
 
-/* Bytes, or a number with K, M, G or T (powers of 1024); more than 0. */
-static bool parse_size(const char *s, uint64_t *out)
-{
-	static const char units[] = "KMGT";
-	unsigned long long v;
-	unsigned shift = 0;
-	char *end;
-
-	if (*s < '0' || *s > '9')
-		return false;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || !v)
-		return false;
-	if (*end) {
-		const char *u = strchr(units, end[0] & ~0x20);
-
-		if (!u || !end[0] || end[1])
-			return false;
-		shift = 10 * (unsigned)(u - units + 1);
-	}
-	if (v > (UINT64_MAX >> shift))
-		return false;
-	*out = (uint64_t)v << shift;
-	return true;
-}
-
-/* "1.0 GiB", "512 bytes". */
-static void human_size(uint64_t b, char *buf, size_t len)
-{
-	static const char *const unit[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
-	double v = (double)b;
-	int u = -1;
-
-	if (b < 1024) {
-		snprintf(buf, len, "%" PRIu64 " bytes", b);
-		return;
-	}
-	while (v >= 1024 && u < 5) {
-		v /= 1024;
-		u++;
-	}
-	snprintf(buf, len, "%.1f %s", v, unit[u]);
-}
-
-/* The capacity the controller serves before it is split into namespaces: what --size says,
- * or the backing file's size. 0 if unknown. */
-static uint64_t capacity(const struct udrv_emu_nvme_opts *o)
-{
-	struct stat st;
-	uint64_t sz = 0;
-	int fd;
-
-	if (o->size)
-		return o->size;
-	if (!o->backing)
-		return 1ull << 30;
-	if (stat(o->backing, &st) < 0)
-		return 0;
-	if (S_ISREG(st.st_mode))
-		return (uint64_t)st.st_size;
-	if (!S_ISBLK(st.st_mode))
-		return 0;
-	fd = open(o->backing, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	if (ioctl(fd, BLKGETSIZE64, &sz) < 0)
-		sz = 0;
-	close(fd);
-	return sz;
-}
-
-/* "an 8.0 GiB", "an 11.0 GiB", "a 1.0 GiB". */
+/* "an 8 GiB", "an 11 GiB", "a 1 GiB". */
 static const char *article(const char *size)
 {
 	unsigned long whole = strtoul(size, NULL, 10);
@@ -248,7 +167,7 @@ static bool nvme_option(struct udrv_emu_nvme_opts *o, const char *name, const ch
 	if (!strcmp(name, "--socket")) {
 		o->socket_path = v;
 	} else if (!strcmp(name, "--size")) {
-		if (!parse_size(v, &o->size)) {
+		if (!cli_parse_size(v, &o->size)) {
 			fprintf(
 			    stderr,
 			    "udrv emu nvme: bad --size '%s': give bytes, or a number with K, M, "
@@ -299,6 +218,7 @@ static int emu_nvme(int argc, char **argv)
 	struct udrv_emu_nvme *e;
 	char size[32] = "";
 	unsigned ns, q;
+	struct udrv_emu_nvme_stats st;
 	uint64_t cap;
 	int ret;
 
@@ -347,9 +267,9 @@ static int emu_nvme(int argc, char **argv)
 		return err == EINVAL ? 2 : 1;
 	}
 
-	cap = capacity(&o);
+	cap = udrv_emu_nvme_stats(e, &st) == 0 ? st.capacity : 0;
 	if (cap)
-		human_size(cap, size, sizeof(size));
+		cli_iec(cap, size, sizeof(size));
 	ns = o.namespaces ? o.namespaces : 1;
 	q = o.queues ? o.queues : 8;
 	fprintf(stderr,

@@ -164,66 +164,6 @@ int nvme_cli_device_error(const char *cmd, int argc, char **argv)
 	return 2;
 }
 
-bool nvme_cli_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
-{
-	unsigned long long v;
-	char *end;
-
-	if (*s < '0' || *s > '9')
-		return false;
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno || *end || v < lo || v > hi)
-		return false;
-	*out = v;
-	return true;
-}
-
-bool nvme_cli_parse_size(const char *s, uint64_t *out)
-{
-	static const char units[] = "KMG";
-	unsigned long long v;
-	unsigned shift = 0;
-	char *end;
-
-	if (*s < '0' || *s > '9')
-		return false;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || !v)
-		return false;
-	if (*end) {
-		const char *u = strchr(units, end[0] & ~0x20);
-
-		/* "4K", "4k", "4KiB" */
-		if (!u || !end[0] || (end[1] && strcmp(end + 1, "iB") && strcmp(end + 1, "B")))
-			return false;
-		shift = 10 * (unsigned)(u - units + 1);
-	}
-	if (v > (UINT64_MAX >> shift))
-		return false;
-	*out = (uint64_t)v << shift;
-	return true;
-}
-
-void nvme_cli_iec(uint64_t b, char *buf, size_t len)
-{
-	static const char *const unit[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
-	unsigned u = 0;
-
-	if (b < 1024) {
-		snprintf(buf, len, "%" PRIu64 " bytes", b);
-		return;
-	}
-	while (u < 5 && b >= (1024ull << (10 * (u + 1))))
-		u++;
-	if (!(b & ((1ull << (10 * (u + 1))) - 1)))
-		snprintf(buf, len, "%" PRIu64 " %s", b >> (10 * (u + 1)), unit[u]);
-	else
-		snprintf(buf, len, "%.2f %s", (double)b / (double)(1ull << (10 * (u + 1))),
-			 unit[u]);
-}
-
 void nvme_cli_capacity(uint64_t b, char *buf, size_t len)
 {
 	static const char *const si[] = {"kB", "MB", "GB", "TB", "PB", "EB"};

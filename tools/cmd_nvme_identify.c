@@ -296,7 +296,7 @@ static void identify_text(const char *device, struct udrv_nvme_ctrlr *c, const s
 	subnqn_str(id, buf, sizeof(buf));
 	if (buf[0])
 		printf("  subsystem NQN    %s\n", buf);
-	nvme_cli_iec(ci->max_xfer, buf, sizeof(buf));
+	cli_iec(ci->max_xfer, buf, sizeof(buf));
 	printf("  max transfer     %s\n", buf);
 	printf("  I/O queue pairs  %u granted, up to %u entries each\n", ci->io_queues,
 	       ci->max_entries);

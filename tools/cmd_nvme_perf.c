@@ -303,7 +303,7 @@ static int parse_opts(int argc, char **argv, struct perf_opts *o)
 	while ((opt = getopt_long(argc, argv, ":q:o:w:M:t:c:n:hjI", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'q':
-			if (!nvme_cli_parse_u64(optarg, 1, 65535, &o->depth)) {
+			if (!cli_parse_u64(optarg, 1, 65535, &o->depth)) {
 				fprintf(stderr,
 					"udrv nvme perf: -q must be 1..65535 I/Os in flight, not "
 					"'%s'\n",
@@ -312,7 +312,7 @@ static int parse_opts(int argc, char **argv, struct perf_opts *o)
 			}
 			break;
 		case 'o':
-			if (!nvme_cli_parse_size(optarg, &o->io_size) || o->io_size > UINT32_MAX) {
+			if (!cli_parse_size(optarg, &o->io_size) || o->io_size > UINT32_MAX) {
 				fprintf(stderr,
 					"udrv nvme perf: -o must be bytes, or a number with K or M "
 					"such as 4K, not '%s'\n",
@@ -338,7 +338,7 @@ static int parse_opts(int argc, char **argv, struct perf_opts *o)
 			}
 			break;
 		case 'M':
-			if (!nvme_cli_parse_u64(optarg, 0, 100, &o->read_pct)) {
+			if (!cli_parse_u64(optarg, 0, 100, &o->read_pct)) {
 				fprintf(stderr,
 					"udrv nvme perf: -M must be a percentage of reads, 0..100, "
 					"not '%s'\n",
@@ -348,7 +348,7 @@ static int parse_opts(int argc, char **argv, struct perf_opts *o)
 			o->has_m = true;
 			break;
 		case 't':
-			if (!nvme_cli_parse_u64(optarg, 1, 86400, &o->seconds)) {
+			if (!cli_parse_u64(optarg, 1, 86400, &o->seconds)) {
 				fprintf(stderr,
 					"udrv nvme perf: -t must be whole seconds, 1..86400, not "
 					"'%s'\n",
@@ -357,7 +357,7 @@ static int parse_opts(int argc, char **argv, struct perf_opts *o)
 			}
 			break;
 		case 'c':
-			if (!nvme_cli_parse_u64(optarg, 1, 65535, &o->qpairs)) {
+			if (!cli_parse_u64(optarg, 1, 65535, &o->qpairs)) {
 				fprintf(
 				    stderr,
 				    "udrv nvme perf: -c must be a number of queue pairs from 1, "
@@ -367,7 +367,7 @@ static int parse_opts(int argc, char **argv, struct perf_opts *o)
 			}
 			break;
 		case 'n':
-			if (!nvme_cli_parse_u64(optarg, 1, UINT32_MAX - 1, &o->nsid)) {
+			if (!cli_parse_u64(optarg, 1, UINT32_MAX - 1, &o->nsid)) {
 				fprintf(
 				    stderr,
 				    "udrv nvme perf: -n must be a namespace ID from 1, not '%s'\n",
@@ -436,7 +436,7 @@ static int check_opts(struct perf *p, uint64_t blocks)
 			ci->max_entries - 1, ci->max_entries, o->depth);
 		return 2;
 	}
-	nvme_cli_iec(max_xfer, mx, sizeof(mx));
+	cli_iec(max_xfer, mx, sizeof(mx));
 	if (o->io_size % p->bs || o->io_size > max_xfer || o->io_size > blocks * p->bs) {
 		fprintf(stderr,
 			"udrv nvme perf: -o must be a multiple of the %" PRIu32
@@ -663,7 +663,7 @@ int cmd_nvme_perf(int argc, char **argv)
 	if (ret)
 		goto out;
 
-	nvme_cli_iec(p.o.io_size, sz, sizeof(sz));
+	cli_iec(p.o.io_size, sz, sizeof(sz));
 	if (!p.o.json) {
 		printf("perf %s namespace %" PRIu32 ": %s", p.o.device, p.nsid,
 		       workload_names[p.o.w]);

@@ -142,17 +142,17 @@ int cmd_nvme_rw(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, ":n:f:h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'l':
-			have_lba = nvme_cli_parse_u64(optarg, 0, UINT64_MAX, &lba);
+			have_lba = cli_parse_u64(optarg, 0, UINT64_MAX, &lba);
 			if (!have_lba)
 				return nvme_cli_opt_error(cmd, '?', argv);
 			break;
 		case 'c':
-			have_count = nvme_cli_parse_u64(optarg, 1, UINT64_MAX, &count);
+			have_count = cli_parse_u64(optarg, 1, UINT64_MAX, &count);
 			if (!have_count)
 				return nvme_cli_opt_error(cmd, '?', argv);
 			break;
 		case 'n':
-			if (!nvme_cli_parse_u64(optarg, 1, UINT32_MAX, &nsid))
+			if (!cli_parse_u64(optarg, 1, UINT32_MAX, &nsid))
 				return nvme_cli_opt_error(cmd, '?', argv);
 			break;
 		case 'f':

@@ -192,8 +192,8 @@ static void progress(const struct verify *v, uint64_t t0, uint64_t now)
 	double secs = (double)(now - t0) / 1e9;
 	char a[32], b[32];
 
-	nvme_cli_iec(done, a, sizeof(a));
-	nvme_cli_iec(total, b, sizeof(b));
+	cli_iec(done, a, sizeof(a));
+	cli_iec(total, b, sizeof(b));
 	fprintf(stderr, "\r\033[Kverify: %s %3.0f%%  %s of %s  %.1f MiB/s",
 		v->writing ? "writing" : "reading", 100.0 * (double)done / (double)total, a, b,
 		secs > 0 ? (double)done / 1048576.0 / secs : 0.0);
@@ -311,7 +311,7 @@ static int parse_opts(int argc, char **argv, struct verify_opts *o)
 	while ((opt = getopt_long(argc, argv, ":n:q:o:hj", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'n':
-			if (!nvme_cli_parse_u64(optarg, 1, UINT32_MAX - 1, &o->nsid)) {
+			if (!cli_parse_u64(optarg, 1, UINT32_MAX - 1, &o->nsid)) {
 				fprintf(stderr,
 					"udrv nvme verify: -n must be a namespace ID from 1, not "
 					"'%s'\n",
@@ -320,7 +320,7 @@ static int parse_opts(int argc, char **argv, struct verify_opts *o)
 			}
 			break;
 		case 'l':
-			if (!nvme_cli_parse_u64(optarg, 0, UINT64_MAX, &o->lba)) {
+			if (!cli_parse_u64(optarg, 0, UINT64_MAX, &o->lba)) {
 				fprintf(
 				    stderr,
 				    "udrv nvme verify: --lba must be a block number, not '%s'\n",
@@ -330,7 +330,7 @@ static int parse_opts(int argc, char **argv, struct verify_opts *o)
 			o->has_lba = true;
 			break;
 		case 'c':
-			if (!nvme_cli_parse_u64(optarg, 1, UINT64_MAX, &o->count)) {
+			if (!cli_parse_u64(optarg, 1, UINT64_MAX, &o->count)) {
 				fprintf(
 				    stderr,
 				    "udrv nvme verify: --count must be a number of blocks from 1, "
@@ -341,7 +341,7 @@ static int parse_opts(int argc, char **argv, struct verify_opts *o)
 			o->has_count = true;
 			break;
 		case 'q':
-			if (!nvme_cli_parse_u64(optarg, 1, 65535, &o->depth)) {
+			if (!cli_parse_u64(optarg, 1, 65535, &o->depth)) {
 				fprintf(stderr,
 					"udrv nvme verify: -q must be 1..65535 commands in flight, "
 					"not '%s'\n",
@@ -350,7 +350,7 @@ static int parse_opts(int argc, char **argv, struct verify_opts *o)
 			}
 			break;
 		case 'o':
-			if (!nvme_cli_parse_size(optarg, &o->io_size) || o->io_size > UINT32_MAX) {
+			if (!cli_parse_size(optarg, &o->io_size) || o->io_size > UINT32_MAX) {
 				fprintf(
 				    stderr,
 				    "udrv nvme verify: -o must be bytes, or a number with K or M "
@@ -360,7 +360,7 @@ static int parse_opts(int argc, char **argv, struct verify_opts *o)
 			}
 			break;
 		case 's':
-			if (!nvme_cli_parse_u64(optarg, 0, UINT64_MAX, &o->seed)) {
+			if (!cli_parse_u64(optarg, 0, UINT64_MAX, &o->seed)) {
 				fprintf(stderr,
 					"udrv nvme verify: --seed must be a number (decimal or 0x "
 					"hex), not '%s'\n",
@@ -437,7 +437,7 @@ static int check_opts(struct verify_opts *o, struct udrv_nvme_ctrlr *c, uint64_t
 	if (!o->io_size)
 		o->io_size =
 		    DEFAULT_IO_SIZE < max_xfer ? DEFAULT_IO_SIZE - DEFAULT_IO_SIZE % bs : max_xfer;
-	nvme_cli_iec(max_xfer, mx, sizeof(mx));
+	cli_iec(max_xfer, mx, sizeof(mx));
 	if (o->io_size % bs || o->io_size > max_xfer) {
 		fprintf(stderr,
 			"udrv nvme verify: -o must be a multiple of the %" PRIu32
@@ -469,7 +469,7 @@ static void print_phase(const struct verify *v, int k)
 
 	if (!v->phase[k].ran)
 		return;
-	nvme_cli_iec(v->phase[k].bytes, sz, sizeof(sz));
+	cli_iec(v->phase[k].bytes, sz, sizeof(sz));
 	printf("  %-5s  %s in %.2f s, %.1f MiB/s%s\n", k ? "read" : "write", sz, secs,
 	       secs > 0 ? (double)v->phase[k].bytes / 1048576.0 / secs : 0.0,
 	       k ? " (with the comparison)" : "");
@@ -651,7 +651,7 @@ int cmd_nvme_verify(int argc, char **argv)
 		v->idle[v->nidle++] = &v->slots[i];
 	}
 
-	nvme_cli_iec(o.io_size, sz, sizeof(sz));
+	cli_iec(o.io_size, sz, sizeof(sz));
 	nvme_cli_capacity(o.count * bs, cap, sizeof(cap));
 	if (!o.json)
 		printf("verify %s namespace %" PRIu64 ": LBA %" PRIu64 "..%" PRIu64 " (%" PRIu64

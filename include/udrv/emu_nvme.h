@@ -95,6 +95,7 @@ struct udrv_emu_nvme_stats {
 	uint64_t faults_fired;		    /* injected faults that hit a command */
 	uint64_t connects, resets;	    /* client connections; controller resets */
 	uint32_t csts;			    /* CSTS as the host would read it */
+	uint64_t capacity;		    /* bytes served, all namespaces together */
 };
 int udrv_emu_nvme_stats(struct udrv_emu_nvme *e, struct udrv_emu_nvme_stats *st);
 

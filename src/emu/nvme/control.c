@@ -126,10 +126,10 @@ static bool do_stats(struct nvemu_control *c, int fd)
 		     "\nwrite_cmds %" PRIu64 "\nbytes_read %" PRIu64 "\nbytes_written %" PRIu64
 		     "\nerrors %" PRIu64 "\nbad_dptr %" PRIu64 "\nbad_doorbells %" PRIu64
 		     "\nfaults_fired %" PRIu64 "\nconnects %" PRIu64 "\nresets %" PRIu64
-		     "\ncsts 0x%" PRIx32 "\nend\n",
+		     "\ncsts 0x%" PRIx32 "\ncapacity %" PRIu64 "\nend\n",
 		     st.admin_cmds, st.io_cmds, st.read_cmds, st.write_cmds, st.bytes_read,
 		     st.bytes_written, st.errors, st.bad_dptr, st.bad_doorbells, st.faults_fired,
-		     st.connects, st.resets, st.csts);
+		     st.connects, st.resets, st.csts, st.capacity);
 	if (n < 0 || (size_t)n >= sizeof(buf))
 		return send_error(c, fd, "the statistics do not fit the reply buffer");
 	return send_all(c, fd, buf, (size_t)n);

@@ -500,5 +500,7 @@ int udrv_emu_nvme_stats(struct udrv_emu_nvme *e, struct udrv_emu_nvme_stats *st)
 	    .resets = atomic_load(&e->cnt.resets),
 	    .csts = atomic_load(&e->csts),
 	};
+	for (unsigned i = 0; i < e->nr_ns; i++)
+		st->capacity += e->ns[i].nlbas << e->lba_shift;
 	return 0;
 }
