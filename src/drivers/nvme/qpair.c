@@ -301,18 +301,16 @@ static inline int submit(struct udrv_nvme_qpair *qp, struct nvd_slot *s)
 	return 0;
 }
 
-static inline int check_range(struct udrv_nvme_qpair *qp, uint32_t nsid, uint64_t lba, uint32_t nlb,
-			      uint64_t max_blocks)
+/* The namespace if nsid is active and [lba, lba + nlb) lies inside it (nlb > 0), else NULL. */
+static inline const struct udrv_nvme_ns_info *ns_range(const struct udrv_nvme_qpair *qp,
+						       uint32_t nsid, uint64_t lba, uint32_t nlb)
 {
-	const struct udrv_nvme_ctrlr *c = qp->c;
 	const struct udrv_nvme_ns_info *ns;
 
-	if (nsid == 0 || nsid > c->nr_ns || !c->ns[nsid - 1].active)
-		return -EINVAL;
-	ns = &c->ns[nsid - 1];
-	if (nlb == 0 || nlb > max_blocks || lba >= ns->blocks || nlb > ns->blocks - lba)
-		return -EINVAL;
-	return 0;
+	if (nsid == 0 || nsid > qp->c->nr_ns || !qp->c->ns[nsid - 1].active)
+		return NULL;
+	ns = &qp->c->ns[nsid - 1];
+	return nlb && lba < ns->blocks && nlb <= ns->blocks - lba ? ns : NULL;
 }
 
 static int rw(struct udrv_nvme_qpair *qp, uint8_t opc, uint32_t nsid, const void *buf,
@@ -320,21 +318,20 @@ static int rw(struct udrv_nvme_qpair *qp, uint8_t opc, uint32_t nsid, const void
 	      void *arg)
 {
 	struct udrv_nvme_ctrlr *c = qp->c;
+	const struct udrv_nvme_ns_info *ns;
 	struct nvd_slot *s;
 	size_t len;
 	int rc;
 
 	if (__builtin_expect(stale(qp), 0))
 		return stale_submit(qp);
-	if (nsid == 0 || nsid > c->nr_ns || !c->ns[nsid - 1].active)
+	ns = ns_range(qp, nsid, lba, nlb);
+	if (!ns || (uint64_t)nlb * ns->block_size > c->info.max_xfer)
 		return -EINVAL;
-	rc = check_range(qp, nsid, lba, nlb, c->info.max_xfer / c->ns[nsid - 1].block_size);
-	if (rc < 0)
-		return rc;
 	s = get_slot(qp, opc, nsid, cb, arg);
 	if (!s)
 		return -EAGAIN;
-	len = (size_t)nlb * c->ns[nsid - 1].block_size;
+	len = (size_t)nlb * ns->block_size;
 	rc = iov ? nvd_iov_build(c->dom, &s->cmd, iov, iovcnt, len, c->info.sgl, s->list,
 				 s->list_iova)
 		 : nvd_prp_build(c->dom, &s->cmd, buf, len, s->list, s->list_iova);
@@ -411,10 +408,8 @@ int udrv_nvme_flush(struct udrv_nvme_qpair *qp, uint32_t nsid, udrv_nvme_cb cb, 
 int udrv_nvme_write_zeroes(struct udrv_nvme_qpair *qp, uint32_t nsid, uint64_t lba, uint32_t nlb,
 			   bool deallocate, udrv_nvme_cb cb, void *arg)
 {
-	int rc = check_range(qp, nsid, lba, nlb, 65536);
-
-	if (rc < 0)
-		return rc;
+	if (!ns_range(qp, nsid, lba, nlb) || nlb > 65536)
+		return -EINVAL;
 	return nodata(qp, nvme_cmd_write_zeroes, nsid, (uint32_t)lba, (uint32_t)(lba >> 32),
 		      (nlb - 1) | (deallocate ? 1u << 25 : 0), cb, arg);
 }
@@ -424,10 +419,9 @@ int udrv_nvme_deallocate(struct udrv_nvme_qpair *qp, uint32_t nsid, uint64_t lba
 {
 	struct nvme_dsm_range *r;
 	struct nvd_slot *s;
-	int rc = check_range(qp, nsid, lba, nlb, UINT32_MAX);
 
-	if (rc < 0)
-		return rc;
+	if (!ns_range(qp, nsid, lba, nlb))
+		return -EINVAL;
 	if (__builtin_expect(stale(qp), 0))
 		return stale_submit(qp);
 	s = get_slot(qp, nvme_cmd_dsm, nsid, cb, arg);
