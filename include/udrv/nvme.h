@@ -181,7 +181,8 @@ int udrv_nvme_deallocate(struct udrv_nvme_qpair *qp, uint32_t nsid, uint64_t lba
 
 /*
  * Reap up to max completions (0: all available) and run their callbacks, which may submit
- * again. Also stamps and checks timeouts (about every millisecond; a command's timeout
+ * again (those commands reach the controller together, in one doorbell write before this
+ * returns). Also stamps and checks timeouts (about every millisecond; a command's timeout
  * starts at the first poll after its submission), reads CSTS after 100 ms without a
  * completion, and reconnects this queue pair after a controller reset. Never waits for the
  * device, except for the admin commands of a recovery (Abort, reset). Returns the number of

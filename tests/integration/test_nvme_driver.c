@@ -752,6 +752,71 @@ static void test_queue_full(void)
 }
 
 /* As many queue pairs as granted, then ENOSPC; a destroyed one's queue is reused. */
+/* Commands a callback submits reach the controller together, in one SQ doorbell write after
+ * the reap loop; a submission outside a callback is rung at once. */
+#define CHAINED 4
+struct batch {
+	struct drv_req first, next[CHAINED];
+	uint64_t fetched_before, fetched_after; /* the emulator's io_cmds, in the callback */
+	int submit_rc[CHAINED];
+};
+
+static uint64_t emu_io_cmds(void)
+{
+	struct udrv_emu_nvme_stats es;
+
+	CHECK_EQ(udrv_emu_nvme_stats(emu.e, &es), 0);
+	return es.io_cmds;
+}
+
+static void batch_cb(void *arg, const struct udrv_nvme_cpl *cpl)
+{
+	struct batch *ch = arg;
+
+	drv_req_cb(&ch->first, cpl);
+	ch->fetched_before = emu_io_cmds();
+	for (unsigned i = 0; i < CHAINED; i++)
+		ch->submit_rc[i] =
+		    udrv_nvme_read(qp, 1, rbuf + 4096 * i, 8 * i, 8, drv_req_cb, &ch->next[i]);
+	nh_sleep_ms(50); /* the controller polls its doorbells far more often than this */
+	ch->fetched_after = emu_io_cmds();
+}
+
+static void test_batched_doorbell(void)
+{
+	struct batch ch = {0};
+	struct drv_req r = {0};
+	uint64_t before;
+	double end;
+
+	CHECK_EQ(udrv_nvme_read(qp, 1, rbuf, 0, 8, batch_cb, &ch), 0);
+	CHECK_EQ(drv_wait(qp, &ch.first, 1, DRV_WAIT_S), 0);
+	REQUIRE(ch.first.calls == 1);
+	CHECK_EQ(ch.first.rc, 0);
+	for (unsigned i = 0; i < CHAINED; i++)
+		CHECK_EQ(ch.submit_rc[i], 0);
+	/* Not one of them was visible to the controller while the callback ran... */
+	CHECK_EQ(ch.fetched_after, ch.fetched_before);
+	/* ...and all of them after process_completions() returned. */
+	CHECK_EQ(drv_wait(qp, ch.next, CHAINED, DRV_WAIT_S), 0);
+	CHECK(drv_once(ch.next, CHAINED, "chained reads"));
+	for (unsigned i = 0; i < CHAINED; i++)
+		CHECK_EQ(ch.next[i].rc, 0);
+	CHECK_EQ(emu_io_cmds(), ch.fetched_before + CHAINED);
+
+	/* Outside a callback the doorbell is rung by the submit itself: the controller fetches
+	 * the command without anyone polling the queue pair. */
+	before = emu_io_cmds();
+	CHECK_EQ(udrv_nvme_read(qp, 1, rbuf, 0, 8, drv_req_cb, &r), 0);
+	end = nh_now() + DRV_WAIT_S;
+	while (emu_io_cmds() == before && nh_now() < end)
+		nh_sleep_ms(1);
+	CHECK_EQ(emu_io_cmds(), before + 1);
+	CHECK_EQ(drv_wait(qp, &r, 1, DRV_WAIT_S), 0);
+	CHECK_EQ(r.calls, 1);
+	CHECK_EQ(udrv_nvme_qpair_outstanding(qp), 0);
+}
+
 static void test_qpair_limit(void)
 {
 	struct udrv_nvme_qpair *q[QUEUES + 1] = {qp};
@@ -985,6 +1050,7 @@ int main(void)
 	RUN(test_vectors_sgl);
 	RUN(test_bad_args);
 	RUN(test_queue_full);
+	RUN(test_batched_doorbell);
 	RUN(test_qpair_limit);
 	RUN(test_destroy_outstanding);
 	RUN(test_admin);

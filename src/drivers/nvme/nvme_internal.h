@@ -53,7 +53,8 @@ struct udrv_nvme_qpair {
 	volatile struct nvme_cqe *cq;
 	uint64_t sq_iova, cq_iova;
 	volatile uint32_t *sq_db, *cq_db;
-	uint32_t sq_tail, cq_head, cq_head_rung;
+	uint32_t sq_tail, cq_head, cq_head_rung, sq_tail_rung;
+	bool in_reap; /* inside the reap loop: submissions ring the SQ doorbell at its end */
 	uint8_t phase;
 	unsigned gen; /* controller generation it is connected in */
 	bool dead;    /* the controller is gone: everything fails */

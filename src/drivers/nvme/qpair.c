@@ -42,7 +42,7 @@ static int create_queues(struct udrv_nvme_qpair *qp)
 
 		memset(qp->sq, 0, qp->entries * sizeof(*qp->sq));
 		memset((void *)qp->cq, 0, qp->entries * sizeof(*qp->cq));
-		qp->sq_tail = qp->cq_head = qp->cq_head_rung = 0;
+		qp->sq_tail = qp->cq_head = qp->cq_head_rung = qp->sq_tail_rung = 0;
 		qp->phase = 1;
 		rc = nvd_admin_locked(c, &cq, NULL, 0, false, &cpl);
 		if (rc == 0)
@@ -144,6 +144,7 @@ int nvd_qpair_connect(struct udrv_nvme_qpair *qp)
 		atomic_fetch_add(&c->st.resubmits, n);
 		udrv_dma_wmb(); /* entries before the doorbell */
 		nvd_doorbell(c, qp->sq_db, 2u * qp->qid, qp->sq_tail);
+		qp->sq_tail_rung = qp->sq_tail;
 	}
 	/* Last: their callbacks may submit, and those commands must not be resubmitted. */
 	n = 0;
@@ -296,8 +297,12 @@ static inline int submit(struct udrv_nvme_qpair *qp, struct nvd_slot *s)
 	s->deadline_ns = 0;
 	qp->outstanding++;
 	put_sqe(qp, &s->cmd);
+	/* From a callback, the doorbell is rung once after the reap loop. */
+	if (qp->in_reap)
+		return 0;
 	udrv_dma_wmb(); /* the entry is visible to the controller before the doorbell */
 	nvd_doorbell(qp->c, qp->sq_db, 2u * qp->qid, qp->sq_tail);
+	qp->sq_tail_rung = qp->sq_tail;
 	return 0;
 }
 
@@ -529,6 +534,10 @@ int udrv_nvme_process_completions(struct udrv_nvme_qpair *qp, unsigned max)
 	}
 	if (!max || max > qp->entries)
 		max = qp->entries; /* bad entries count too: a hostile device cannot keep us */
+	/* Commands the callbacks submit are rung in one SQ doorbell write after the CQ head's,
+	 * as SPDK's delay_cmd_submit does: one MMIO write per batch instead of one per command,
+	 * and the CQ head reaches the controller before it starts on new commands. */
+	qp->in_reap = true;
 	for (unsigned seen = 0; seen < max; seen++) {
 		volatile struct nvme_cqe *e = &qp->cq[qp->cq_head];
 		struct nvme_cqe cqe;
@@ -563,9 +572,15 @@ int udrv_nvme_process_completions(struct udrv_nvme_qpair *qp, unsigned max)
 		else
 			finish(qp, s, 0, 0, cqe.dw0);
 	}
-	if (qp->cq_head != (qp->cq_head_rung)) {
+	qp->in_reap = false;
+	if (qp->cq_head != qp->cq_head_rung) {
 		nvd_doorbell(c, qp->cq_db, 2u * qp->qid + 1, qp->cq_head);
 		qp->cq_head_rung = qp->cq_head;
+	}
+	if (qp->sq_tail != qp->sq_tail_rung) {
+		udrv_dma_wmb(); /* the entries are visible to the controller before the doorbell */
+		nvd_doorbell(c, qp->sq_db, 2u * qp->qid, qp->sq_tail);
+		qp->sq_tail_rung = qp->sq_tail;
 	}
 	if (qp->outstanding) {
 		/* Timeouts are coarse: the clock is read once per poll, not per command. */
