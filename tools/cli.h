@@ -145,8 +145,9 @@ struct nvme_cli_perf_err {
 	uint16_t status; /* NVMe status field */
 };
 struct nvme_cli_perf_row {
-	uint64_t errors;	/* I/O errors (queue pair rows) */
-	double secs;		/* the measured window */
+	uint64_t errors; /* I/O errors (queue pair rows) */
+	double secs;	 /* the measured window */
+	double cpu_secs; /* CPU time of the queue pairs' threads in it (the total row: all) */
 	struct nvme_cli_hist h; /* latencies of the I/Os completed in it */
 };
 struct nvme_cli_perf_result {

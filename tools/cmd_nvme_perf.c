@@ -70,6 +70,7 @@ struct worker {
 
 	struct nvme_cli_hist hist[2]; /* reads, writes: completed in the window */
 	uint64_t t_end;		      /* the window is [p->t_start, t_end) */
+	uint64_t cpu_ns;	      /* this thread's CPU time in its window */
 	uint64_t errors;
 	struct nvme_cli_perf_err errs[ERRS_KEPT];
 	unsigned nerrs;
@@ -174,10 +175,19 @@ static void perf_cb(void *arg, const struct udrv_nvme_cpl *cpl)
 		submit(w, s);
 }
 
+/* CPU time of the calling thread, user and system. */
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * SECOND_NS + (uint64_t)ts.tv_nsec;
+}
+
 static void run(struct worker *w)
 {
 	struct perf *p = w->p;
-	uint64_t now, bound;
+	uint64_t now, bound, cpu0 = thread_cpu_ns();
 
 	w->deadline = p->deadline;
 	while (w->nidle && !w->eagain && !w->failed)
@@ -206,6 +216,7 @@ static void run(struct worker *w)
 				      memory_order_relaxed);
 	}
 	w->t_end = now < w->deadline ? now : w->deadline;
+	w->cpu_ns = thread_cpu_ns() - cpu0;
 	w->stopping = true;
 	/* Let everything in flight complete before the queue pair goes. */
 	bound = now + DRAIN_NS;
@@ -475,6 +486,8 @@ static void make_result(const struct perf *p, struct nvme_cli_perf_result *r)
 		nvme_cli_hist_merge(&rows[i].h, &w->hist[0]);
 		nvme_cli_hist_merge(&rows[i].h, &w->hist[1]);
 		rows[i].secs = (double)span / 1e9;
+		rows[i].cpu_secs = (double)w->cpu_ns / 1e9;
+		rows[C].cpu_secs += rows[i].cpu_secs;
 		rows[i].errors = w->errors;
 		if (span > longest)
 			longest = span;

@@ -46,8 +46,28 @@ static void row_text(const char *label, const struct nvme_cli_perf_row *row, uin
 	       us(nvme_cli_hist_pct(h, 99.9), b[5], sizeof(b[5])));
 }
 
-/* qpair: -1 for a total. */
-static json_object *row_json(const struct nvme_cli_perf_row *row, uint64_t io_size, int qpair)
+/* What the I/O cost the queue pairs' threads: the figure to set against a kernel engine's
+ * CPU time per I/O (fio's usr + sys). */
+static void cpu_text(const struct nvme_cli_perf_row *total, unsigned qpairs)
+{
+	uint64_t n = total->h.n;
+	double busy = total->secs > 0 ? total->cpu_secs / total->secs / qpairs : 0;
+
+	if (!n || total->secs <= 0)
+		return;
+	if (qpairs == 1)
+		printf("cpu: the queue pair's thread was busy %.1f%% of the time", 100.0 * busy);
+	else
+		printf("cpu: %u queue pair threads, each busy %.1f%% of the time on average",
+		       qpairs, 100.0 * busy);
+	printf(": %.2f us of CPU per I/O (%.0f IOPS per CPU-second)\n",
+	       total->cpu_secs * 1e6 / (double)n,
+	       total->cpu_secs > 0 ? (double)n / total->cpu_secs : 0.0);
+}
+
+/* qpair: -1 for a total. cpu: the row has its threads' CPU time (not the reads/writes rows). */
+static json_object *row_json(const struct nvme_cli_perf_row *row, uint64_t io_size, int qpair,
+			     bool cpu)
 {
 	const struct nvme_cli_hist *h = &row->h;
 	double iops = row->secs > 0 ? (double)h->n / row->secs : 0;
@@ -62,6 +82,12 @@ static json_object *row_json(const struct nvme_cli_perf_row *row, uint64_t io_si
 			       nvme_cli_jdouble(iops * (double)io_size / 1048576.0, 2));
 	if (qpair >= 0)
 		json_object_object_add(o, "errors", json_object_new_uint64(row->errors));
+	if (cpu) {
+		json_object_object_add(o, "cpu_seconds", nvme_cli_jdouble(row->cpu_secs, 3));
+		json_object_object_add(
+		    o, "cpu_us_per_io",
+		    h->n ? nvme_cli_jdouble(row->cpu_secs * 1e6 / (double)h->n, 2) : NULL);
+	}
 	if (!h->n) {
 		json_object_object_add(o, "latency_us", NULL);
 		return o;
@@ -111,6 +137,7 @@ void nvme_cli_perf_text(const struct nvme_cli_perf_result *r)
 		row_text("  reads", &r->rows[C + 1], r->io_size);
 		row_text("  writes", &r->rows[C + 2], r->io_size);
 	}
+	cpu_text(&r->rows[C], C);
 	for (unsigned i = 0; i < r->nerrs && i < ERRS_SHOWN; i++)
 		printf("error: qpair %u: %s\n", r->errs[i].qpair,
 		       err_desc(&r->errs[i], r->io_blocks, buf, sizeof(buf)));
@@ -133,12 +160,14 @@ void nvme_cli_perf_json(const struct nvme_cli_perf_result *r)
 	json_object_object_add(j, "qpairs", json_object_new_uint64(r->qpairs));
 	json_object_object_add(j, "time", json_object_new_uint64(r->seconds));
 	for (unsigned i = 0; i < C; i++)
-		json_object_array_add(a, row_json(&r->rows[i], r->io_size, (int)i));
+		json_object_array_add(a, row_json(&r->rows[i], r->io_size, (int)i, true));
 	json_object_object_add(j, "per_qpair", a);
-	t = row_json(&r->rows[C], r->io_size, -1);
+	t = row_json(&r->rows[C], r->io_size, -1, true);
 	if (mixed(r)) {
-		json_object_object_add(t, "reads", row_json(&r->rows[C + 1], r->io_size, -1));
-		json_object_object_add(t, "writes", row_json(&r->rows[C + 2], r->io_size, -1));
+		json_object_object_add(t, "reads",
+				       row_json(&r->rows[C + 1], r->io_size, -1, false));
+		json_object_object_add(t, "writes",
+				       row_json(&r->rows[C + 2], r->io_size, -1, false));
 	}
 	json_object_object_add(j, "total", t);
 	json_object_object_add(j, "errors", json_object_new_uint64(r->errors));
