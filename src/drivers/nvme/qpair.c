@@ -520,18 +520,13 @@ static int scan_timeouts(struct udrv_nvme_qpair *qp)
 	return done;
 }
 
-int udrv_nvme_process_completions(struct udrv_nvme_qpair *qp, unsigned max)
+/* Reap up to max completion entries, the first of which has arrived; then the doorbells.
+ * Returns the callbacks run. */
+static unsigned reap(struct udrv_nvme_qpair *qp, unsigned max)
 {
 	struct udrv_nvme_ctrlr *c = qp->c;
 	unsigned n = 0;
-	int rc;
 
-	if (__builtin_expect(stale(qp), 0)) {
-		rc = revalidate(qp);
-		if (rc < 0)
-			return rc;
-		n = (unsigned)rc;
-	}
 	if (!max || max > qp->entries)
 		max = qp->entries; /* bad entries count too: a hostile device cannot keep us */
 	/* Commands the callbacks submit are rung in one SQ doorbell write after the CQ head's,
@@ -582,6 +577,22 @@ int udrv_nvme_process_completions(struct udrv_nvme_qpair *qp, unsigned max)
 		nvd_doorbell(c, qp->sq_db, 2u * qp->qid, qp->sq_tail);
 		qp->sq_tail_rung = qp->sq_tail;
 	}
+	return n;
+}
+
+int udrv_nvme_process_completions(struct udrv_nvme_qpair *qp, unsigned max)
+{
+	unsigned n = 0;
+	int rc;
+
+	if (__builtin_expect(stale(qp), 0)) {
+		rc = revalidate(qp);
+		if (rc < 0)
+			return rc;
+		n = (unsigned)rc;
+	}
+	if ((qp->cq[qp->cq_head].status & NVME_CQE_PHASE) == qp->phase)
+		n += reap(qp, max);
 	if (qp->outstanding) {
 		/* Timeouts are coarse: the clock is read once per poll, not per command. */
 		qp->now_ns = nvd_now_ns();
