@@ -83,7 +83,8 @@ DEPTHS="$depths"
 EOF
 
 # The guest script, with a time limit for these settings: per repetition and depth, udrv twice
-# (polled, --interrupts) and three fio runs of $secs seconds plus start-up (fio loads ~60 libraries under TCG), bind, unbind.
+# (polled, --interrupts) and three fio runs of $secs seconds plus start-up (fio loads ~60
+# libraries under TCG), bind, unbind.
 ndepths=$(echo "$depths" | wc -w)
 timeout_s=$((180 + reps * ndepths * 5 * (secs + 15)))
 sed "s/^# vm-timeout: .*/# vm-timeout: $timeout_s/" "$root/bench/vm/nvme_vs_kernel.sh" \

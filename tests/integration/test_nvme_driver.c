@@ -751,7 +751,6 @@ static void test_queue_full(void)
 	udrv_nvme_qpair_destroy(NULL);
 }
 
-/* As many queue pairs as granted, then ENOSPC; a destroyed one's queue is reused. */
 /* Commands a callback submits reach the controller together, in one SQ doorbell write after
  * the reap loop; a submission outside a callback is rung at once. */
 #define CHAINED 4
@@ -817,6 +816,7 @@ static void test_batched_doorbell(void)
 	CHECK_EQ(udrv_nvme_qpair_outstanding(qp), 0);
 }
 
+/* As many queue pairs as granted, then ENOSPC; a destroyed one's queue is reused. */
 static void test_qpair_limit(void)
 {
 	struct udrv_nvme_qpair *q[QUEUES + 1] = {qp};
