@@ -27,5 +27,7 @@ fi
 cat "$out"
 grep -q "udrv emulated NVMe" "$out" || { echo "FAIL: identify printed no model"; exit 1; }
 grep -qi "iops" "$out" || { echo "FAIL: perf printed no IOPS"; exit 1; }
+grep -Eq "^cpu: .*: [0-9]+\.[0-9]+ us of CPU per I/O" "$out" ||
+	{ echo "FAIL: perf printed no CPU time per I/O"; exit 1; }
 grep -q "everything ran as $user" "$out" || { echo "FAIL: the demo did not finish"; exit 1; }
 echo "ok: the demo ran as $user"

@@ -26,6 +26,9 @@ ok "udrv nvme verify: every block of the namespace written, read back and compar
 udrv nvme perf $NVME -q 16 -o 4096 -w randrw -t 3 --yes | tee /tmp/perf.out
 grep -q "^total" /tmp/perf.out || fail "udrv nvme perf printed no total"
 ok "udrv nvme perf: $(grep '^total' /tmp/perf.out | tr -s ' ')"
+grep -Eq "^cpu: .*: [0-9]+\.[0-9]+ us of CPU per I/O" /tmp/perf.out ||
+	fail "udrv nvme perf printed no CPU time per I/O"
+ok "udrv nvme perf: $(grep '^cpu:' /tmp/perf.out)"
 
 # udrv writes 4 MiB of random bytes; the kernel's driver reads them back.
 head -c 4194304 /dev/urandom >/tmp/a
