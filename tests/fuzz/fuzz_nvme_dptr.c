@@ -13,11 +13,12 @@
  *     no range wrapping past 2^64, bit buckets only for reads;
  *   - failure: no segments, and a Generic Command Status that resolve may return.
  * Successful resolutions are also copied through nvemu_dptr_iov()/nvemu_dptr_copy() with
- * stand-ins for the vfio-user DMA functions over the same memory.
+ * stand-ins for the vfio-user DMA functions over the same memory (tests/fake_dma_mem.c).
  *
- * Build (links dptr.c and log.c only, not libudrv):
+ * Build (links dptr.c, log.c and the fake memory's DMA stand-ins only, not libudrv):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iinclude -Isrc -Itests \
- *     tests/fuzz/fuzz_nvme_dptr.c src/emu/nvme/dptr.c src/core/log.c -o fuzz_nvme_dptr
+ *     tests/fuzz/fuzz_nvme_dptr.c tests/fake_dma_mem.c src/emu/nvme/dptr.c src/core/log.c \
+ *     -o fuzz_nvme_dptr
  *   ./fuzz_nvme_dptr -max_total_time=60 tests/fuzz/corpus/nvme_dptr
  */
 #include <errno.h>
@@ -27,13 +28,12 @@
 #include <string.h>
 
 #include "emu/nvme/nvme_emu.h"
+#include "fake_dma_mem.h"
 
 #define MEM_BASE 0x1000ull
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static uint8_t *mem;
-static size_t mem_size;
 static uint64_t bytes_read;
 
 #define FAIL(...)                                                                                  \
@@ -43,45 +43,15 @@ static uint64_t bytes_read;
 		abort();                                                                           \
 	} while (0)
 
-static bool in_mem(uint64_t iova, uint64_t len)
-{
-	return iova >= MEM_BASE && len <= mem_size && iova - MEM_BASE <= mem_size - len;
-}
-
 static int fake_read(void *ctx, uint64_t iova, void *buf, size_t len)
 {
 	(void)ctx;
 	if (len == 0)
 		FAIL("read of 0 bytes at %#llx", (unsigned long long)iova);
 	bytes_read += len;
-	if (!in_mem(iova, len))
+	if (!fake_mem_has(iova, len))
 		return -EFAULT;
-	memcpy(buf, mem + (iova - MEM_BASE), len);
-	return 0;
-}
-
-void *udrv_vfu_dma_ptr(struct udrv_vfu_dev *dev, uint64_t iova, size_t len, bool write)
-{
-	(void)dev;
-	(void)write;
-	return len && in_mem(iova, len) ? mem + (iova - MEM_BASE) : NULL;
-}
-
-int udrv_vfu_dma_read(struct udrv_vfu_dev *dev, uint64_t iova, void *buf, size_t len)
-{
-	(void)dev;
-	if (!in_mem(iova, len))
-		return -EFAULT;
-	memcpy(buf, mem + (iova - MEM_BASE), len);
-	return 0;
-}
-
-int udrv_vfu_dma_write(struct udrv_vfu_dev *dev, uint64_t iova, const void *buf, size_t len)
-{
-	(void)dev;
-	if (!in_mem(iova, len))
-		return -EFAULT;
-	memcpy(mem + (iova - MEM_BASE), buf, len);
+	memcpy(buf, fake_mem + (iova - MEM_BASE), len);
 	return 0;
 }
 
@@ -162,15 +132,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(&cmd, data, sizeof(cmd));
 	memcpy(&v, data + sizeof(cmd), 4);
 	len = 1 + (uint64_t)(v % NVEMU_MAX_XFER);
-	mem_size = size - sizeof(cmd) - 4;
-	mem = malloc(mem_size ? mem_size : 1);
-	if (!mem)
+	fake_mem_base = MEM_BASE;
+	fake_mem_size = size - sizeof(cmd) - 4;
+	fake_mem = malloc(fake_mem_size ? fake_mem_size : 1);
+	if (!fake_mem)
 		return 0;
-	memcpy(mem, data + sizeof(cmd) + 4, mem_size);
+	memcpy(fake_mem, data + sizeof(cmd) + 4, fake_mem_size);
 	one(&cmd, len, true);
-	memcpy(mem, data + sizeof(cmd) + 4, mem_size); /* the copy may have written it */
+	memcpy(fake_mem, data + sizeof(cmd) + 4, fake_mem_size); /* the copy may have written it */
 	one(&cmd, len, false);
-	free(mem);
-	mem = NULL;
+	free(fake_mem);
+	fake_mem = NULL;
 	return 0;
 }

@@ -4,8 +4,8 @@
  * fake host memory of 1 MiB at iova MEM_BASE behind a read callback that records what it was
  * asked to read.
  *
- * Link with src/emu/nvme/dptr.c and src/core/log.c only (not libudrv): this file defines
- * stand-ins for udrv_vfu_dma_ptr/read/write over the same fake memory, so
+ * Link with src/emu/nvme/dptr.c, src/core/log.c and tests/fake_dma_mem.c only (not libudrv):
+ * the last has stand-ins for udrv_vfu_dma_ptr/read/write over the same fake memory, so
  * nvemu_dptr_iov() and nvemu_dptr_copy() are exercised too.
  */
 #include <errno.h>
@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "emu/nvme/nvme_emu.h"
+#include "fake_dma_mem.h"
 #include "test.h"
 
 #define MEM_BASE 0x100000ull
@@ -25,47 +26,16 @@ static unsigned nreads;
 static uint64_t bytes_read;
 static bool read_outside; /* a read asked for bytes outside the fake memory */
 
-static bool in_mem(uint64_t iova, uint64_t len)
-{
-	return iova >= MEM_BASE && len <= MEM_SIZE && iova - MEM_BASE <= MEM_SIZE - len;
-}
-
 static int fake_read(void *ctx, uint64_t iova, void *buf, size_t len)
 {
 	(void)ctx;
 	nreads++;
 	bytes_read += len;
-	if (!in_mem(iova, len)) {
+	if (!fake_mem_has(iova, len)) {
 		read_outside = true;
 		return -EFAULT;
 	}
 	memcpy(buf, mem + (iova - MEM_BASE), len);
-	return 0;
-}
-
-/* Stand-ins for the vfio-user server's DMA functions: the whole fake memory is one window. */
-void *udrv_vfu_dma_ptr(struct udrv_vfu_dev *dev, uint64_t iova, size_t len, bool write)
-{
-	(void)dev;
-	(void)write;
-	return len && in_mem(iova, len) ? mem + (iova - MEM_BASE) : NULL;
-}
-
-int udrv_vfu_dma_read(struct udrv_vfu_dev *dev, uint64_t iova, void *buf, size_t len)
-{
-	(void)dev;
-	if (!in_mem(iova, len))
-		return -EFAULT;
-	memcpy(buf, mem + (iova - MEM_BASE), len);
-	return 0;
-}
-
-int udrv_vfu_dma_write(struct udrv_vfu_dev *dev, uint64_t iova, const void *buf, size_t len)
-{
-	(void)dev;
-	if (!in_mem(iova, len))
-		return -EFAULT;
-	memcpy(mem + (iova - MEM_BASE), buf, len);
 	return 0;
 }
 
@@ -81,7 +51,7 @@ static void reset(void)
 
 static void put64(uint64_t iova, uint64_t v)
 {
-	REQUIRE(in_mem(iova, 8));
+	REQUIRE(fake_mem_has(iova, 8));
 	memcpy(mem + (iova - MEM_BASE), &v, 8);
 }
 
@@ -89,7 +59,7 @@ static void put_desc(uint64_t iova, uint64_t addr, uint32_t len, uint8_t type, u
 {
 	struct nvme_sgl_desc sd = {.addr = addr, .len = len, .id = (uint8_t)(type << 4 | sub)};
 
-	REQUIRE(in_mem(iova, 16));
+	REQUIRE(fake_mem_has(iova, 16));
 	memcpy(mem + (iova - MEM_BASE), &sd, 16);
 }
 
@@ -522,6 +492,9 @@ static void test_iov_copy(void)
 
 int main(void)
 {
+	fake_mem = mem;
+	fake_mem_size = MEM_SIZE;
+	fake_mem_base = MEM_BASE;
 	RUN(test_prp_single_page);
 	RUN(test_prp_two_pages);
 	RUN(test_prp_unaligned_prp1);
