@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/log_internal.h"
+#include "emu/unix_listen.h"
 #include "vfu_internal.h"
 
 struct udrv_vfu_dev *vfu_dev_alloc(const struct udrv_vfu_opts *opts)
@@ -75,64 +76,15 @@ void vfu_dev_free(struct udrv_vfu_dev *dev)
 	free(dev);
 }
 
-static int try_bind(int fd, const struct sockaddr_un *a)
-{
-	return bind(fd, (const struct sockaddr *)a, sizeof(*a)) == 0 ? 0 : -errno;
-}
-
 /* A socket file nobody listens on is left by a server that died: replace it. A live one, or
  * anything that is not a socket, is someone else's. */
 static int bind_socket(struct udrv_vfu_dev *dev)
 {
-	struct sockaddr_un a = {.sun_family = AF_UNIX};
-	struct stat st;
-	int fd, probe, rc;
+	int fd = udrv_unix_listen(dev->path, "socket", &dev->sock_ino);
 
-	if (strlen(dev->path) >= sizeof(a.sun_path))
-		return udrv_err(ENAMETOOLONG,
-				"socket path %s is longer than %zu bytes: use a shorter one",
-				dev->path, sizeof(a.sun_path) - 1);
-	memcpy(a.sun_path, dev->path, strlen(dev->path) + 1);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
-		return udrv_err(errno, "cannot create a UNIX socket: %s", strerror(errno));
-	rc = try_bind(fd, &a);
-	if (rc == -EADDRINUSE) {
-		if (lstat(dev->path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
-			close(fd);
-			return udrv_err(EEXIST,
-					"%s exists and is not a socket: remove it or choose "
-					"another socket path",
-					dev->path);
-		}
-		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (probe >= 0 && connect(probe, (const struct sockaddr *)&a, sizeof(a)) == 0) {
-			close(probe);
-			close(fd);
-			return udrv_err(EADDRINUSE,
-					"another server is listening on %s: stop it or "
-					"choose another socket path",
-					dev->path);
-		}
-		if (probe >= 0)
-			close(probe);
-		udrv_info("removing stale vfio-user socket %s", dev->path);
-		unlink(dev->path);
-		rc = try_bind(fd, &a);
-	}
-	if (rc < 0) {
-		close(fd);
-		return udrv_err(-rc, "cannot bind %s: %s", dev->path, strerror(-rc));
-	}
-	if (listen(fd, 4) < 0) {
-		rc = -errno;
-		close(fd);
-		unlink(dev->path);
-		return udrv_err(-rc, "cannot listen on %s: %s", dev->path, strerror(-rc));
-	}
+		return fd;
 	dev->listen_fd = fd;
-	if (stat(dev->path, &st) == 0)
-		dev->sock_ino = st.st_ino;
 	return 0;
 }
 
@@ -171,16 +123,8 @@ void udrv_vfu_destroy(struct udrv_vfu_dev *dev)
 		pthread_join(dev->thread, NULL);
 		dev->thread_ok = false;
 	}
-	if (dev->listen_fd >= 0) {
-		struct stat st;
-
-		close(dev->listen_fd);
-		dev->listen_fd = -1;
-		/* Only our own socket file: another server may have replaced it. */
-		if (lstat(dev->path, &st) == 0 && S_ISSOCK(st.st_mode) &&
-		    st.st_ino == dev->sock_ino)
-			unlink(dev->path);
-	}
+	udrv_unix_unlisten(dev->listen_fd, dev->path, dev->sock_ino);
+	dev->listen_fd = -1;
 	vfu_dev_free(dev);
 }
 

@@ -29,6 +29,7 @@
 
 #include "core/log_internal.h"
 #include "emu/nvme/nvme_emu.h"
+#include "emu/unix_listen.h"
 
 #define LINE_MAX_BYTES 4096 /* a request line, without its newline */
 #define IO_TIMEOUT_MS  5000
@@ -226,87 +227,20 @@ static void *control_thread(void *arg)
 	}
 }
 
-/* Bind path, replacing a socket file nobody listens on (a controller that died left it).
- * A live socket or anything that is not a socket belongs to someone else. */
+/* Bind path, replacing a socket file nobody listens on (a controller that died left it). */
 static int bind_path(struct nvemu_control *c)
 {
-	struct sockaddr_un a = {.sun_family = AF_UNIX};
-	size_t len = strlen(c->path);
-	struct stat st;
-	int fd, rc;
+	int fd = udrv_unix_listen(c->path, "control socket", &c->ino);
 
-	if (len >= sizeof(a.sun_path))
-		return udrv_err(ENAMETOOLONG,
-				"control socket path %s is longer than %zu bytes: use a shorter "
-				"one",
-				c->path, sizeof(a.sun_path) - 1);
-	memcpy(a.sun_path, c->path, len + 1);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
-		return udrv_err(errno, "cannot create a UNIX socket: %s", strerror(errno));
-	rc = bind(fd, (const struct sockaddr *)&a, sizeof(a)) == 0 ? 0 : -errno;
-	if (rc == -EADDRINUSE) {
-		int probe, perr = 0;
-
-		if (lstat(c->path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
-			close(fd);
-			return udrv_err(EEXIST,
-					"%s exists and is not a socket: remove it or choose "
-					"another control socket path",
-					c->path);
-		}
-		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (probe < 0) {
-			rc = -errno;
-			close(fd);
-			return udrv_err(-rc, "cannot create a UNIX socket: %s", strerror(-rc));
-		}
-		if (connect(probe, (const struct sockaddr *)&a, sizeof(a)) < 0)
-			perr = errno;
-		close(probe);
-		if (perr != ECONNREFUSED) {
-			close(fd);
-			if (perr == 0 || perr == EAGAIN)
-				return udrv_err(EADDRINUSE,
-						"another program is listening on %s: stop it or "
-						"choose another control socket path",
-						c->path);
-			return udrv_err(perr,
-					"cannot bind %s: it exists, and connecting to it "
-					"failed: %s",
-					c->path, strerror(perr));
-		}
-		udrv_info("removing stale control socket %s", c->path);
-		unlink(c->path);
-		rc = bind(fd, (const struct sockaddr *)&a, sizeof(a)) == 0 ? 0 : -errno;
-	}
-	if (rc < 0) {
-		close(fd);
-		return udrv_err(-rc, "cannot bind the control socket %s: %s", c->path,
-				strerror(-rc));
-	}
-	if (lstat(c->path, &st) < 0 || listen(fd, 4) < 0) {
-		rc = errno;
-		close(fd);
-		unlink(c->path);
-		return udrv_err(rc, "cannot listen on the control socket %s: %s", c->path,
-				strerror(rc));
-	}
-	c->ino = st.st_ino;
+		return fd;
 	c->listen_fd = fd;
 	return 0;
 }
 
 static void control_free(struct nvemu_control *c)
 {
-	if (c->listen_fd >= 0) {
-		struct stat st;
-
-		close(c->listen_fd);
-		/* Only our own socket file: a later controller may have replaced it. */
-		if (lstat(c->path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == c->ino)
-			unlink(c->path);
-	}
+	udrv_unix_unlisten(c->listen_fd, c->path, c->ino);
 	if (c->stop_fd >= 0)
 		close(c->stop_fd);
 	free(c->path);
